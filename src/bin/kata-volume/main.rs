@@ -1,0 +1,3 @@
+//! `kata-volume`: the command-line interface (placeholder while the CLI is written).
+
+fn main() {}

@@ -1,0 +1,12 @@
+//! # kata-volume
+//!
+//! Kata virtual volumes inside the guest: decode the host's `io.katacontainers.volume=<base64>`
+//! mount option, validate it into a typed [`volume::Volume`], plan a dm-verity device over the
+//! raw erofs block device, and (on Linux, as root) create, mount and tear it down.
+//!
+//! The data flows one way through the modules: [`verity`] (pure dm-verity vocabulary) →
+//! [`volume`] (wire format and typed model) → [`plan`] (what to build). Nothing reaches back up.
+
+pub mod plan;
+pub mod verity;
+pub mod volume;

@@ -1,0 +1,104 @@
+//! dm-verity, as data: typed parameters and units, the table line (`Display`/`FromStr`), the
+//! tarfs block-info string, the hash tree's shape and the userspace hash-tree engine.
+//!
+//! Knows nothing about requests, volumes or the system: everything here is pure.
+
+mod hash_tree;
+mod params;
+mod table;
+mod tarfs;
+pub mod units;
+
+pub use hash_tree::HashTree;
+pub use params::{
+    Digest, Geometry, HashAlgorithm, MAX_DATA_BLOCKS, RawVerity, Salt, VerityParams,
+};
+pub use table::{TARGET_TYPE, VerityOption, VerityTable, VerityTarget};
+pub use tarfs::{TARFS_DATA_BLOCK_SIZE, TARFS_HASH_BLOCK_SIZE, parse_tarfs};
+
+/// Why dm-verity parameters were refused. Field names are the wire names of `dm_verity`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerityError {
+    /// Unknown hash algorithm.
+    #[error("Unsupported dm_verity.hashtype {0:?}: expected sha256 or sha1")]
+    HashType(String),
+    /// Root hash of the wrong length or not hex.
+    #[error(
+        "Invalid dm_verity.hash {value:?}: expected {} hex digits for {algorithm}",
+        algorithm.digest_size() * 2
+    )]
+    RootHash {
+        /// The algorithm the hash was checked against.
+        algorithm: HashAlgorithm,
+        /// The offending value.
+        value: String,
+    },
+    /// Salt not hex or too long.
+    #[error("Invalid salt {0:?}: expected '-' or at most 256 bytes of hex")]
+    Salt(String),
+    /// Data block size not a power of two in range.
+    #[error("Invalid dm_verity.blocksize {0}: must be a power of two from 512 to 4096")]
+    DataBlockSize(u64),
+    /// Hash block size not a power of two in range.
+    #[error("Invalid dm_verity.hashsize {0}: must be a power of two from 512 to 4096")]
+    HashBlockSize(u64),
+    /// Hash block cannot hold two digests.
+    #[error("Invalid dm_verity.hashsize {hashsize}: must hold at least two {algorithm} digests")]
+    HashBlockTooSmall {
+        /// The hash block size.
+        hashsize: u64,
+        /// The algorithm.
+        algorithm: HashAlgorithm,
+    },
+    /// Data block count out of range.
+    #[error("Invalid dm_verity.blocknum {0}: must be from 1 to 4294967295")]
+    DataBlocks(u64),
+    /// Offset not a multiple of the hash block size.
+    #[error("Invalid dm_verity.offset {offset}: must be a multiple of hashsize {hashsize}")]
+    OffsetAlignment {
+        /// The offset.
+        offset: u64,
+        /// The hash block size.
+        hashsize: u64,
+    },
+    /// Hash tree would overlap the data.
+    #[error(
+        "Invalid dm_verity.offset {offset}: the hash tree must start at or after the data's end (byte {data_size})"
+    )]
+    OffsetOverlapsData {
+        /// The offset.
+        offset: u64,
+        /// blocknum * blocksize.
+        data_size: u64,
+    },
+    /// Arithmetic would overflow.
+    #[error("Invalid dm_verity.offset {offset}: the hash tree's end overflows 64 bits")]
+    Overflow {
+        /// The offset (or count) that overflowed.
+        offset: u64,
+    },
+    /// Malformed tarfs block-info string.
+    #[error("Invalid tarfs block info {value:?}: {why}")]
+    Tarfs {
+        /// What is wrong.
+        why: &'static str,
+        /// The string.
+        value: String,
+    },
+    /// Malformed table line.
+    #[error("Invalid dm-verity table {table:?}: {why}")]
+    Table {
+        /// What is wrong.
+        why: &'static str,
+        /// The table.
+        table: String,
+    },
+    /// A device path or key that is not one word.
+    #[error("Invalid {what} {value:?} for a dm-verity table: must be one word without spaces")]
+    TableWord {
+        /// Which word.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+}
