@@ -1,1 +1,2 @@
+//! Placeholder: the decode benchmark is being written.
 fn main() {}

@@ -27,9 +27,9 @@ impl DmName {
             && name.len() <= DM_NAME_MAX
             && name != "."
             && name != ".."
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'#' | b':'));
+            && name.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'#' | b':')
+            });
         if ok {
             Ok(Self(name.to_owned()))
         } else {
@@ -188,10 +188,14 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// The type is not mounted by this crate.
-    #[error("Unsupported volume_type {0}: only direct_block, image_raw_block and layer_raw_block are mounted here")]
+    #[error(
+        "Unsupported volume_type {0}: only direct_block, image_raw_block and layer_raw_block are mounted here"
+    )]
     Unsupported(VolumeType),
     /// The device is smaller than the table or tree needs.
-    #[error("Device {device} is {size} bytes, too small: dm_verity needs {required} bytes (data and hash tree)")]
+    #[error(
+        "Device {device} is {size} bytes, too small: dm_verity needs {required} bytes (data and hash tree)"
+    )]
     DeviceTooSmall {
         /// Device path.
         device: String,
@@ -201,7 +205,9 @@ pub enum PlanError {
         required: u64,
     },
     /// A block size below the device's logical block size.
-    #[error("Invalid dm_verity.{field} {size}: smaller than the logical block size {logical} of {device}")]
+    #[error(
+        "Invalid dm_verity.{field} {size}: smaller than the logical block size {logical} of {device}"
+    )]
     BelowLogicalBlock {
         /// `blocksize` or `hashsize`.
         field: &'static str,
@@ -288,7 +294,11 @@ pub fn mount_options(
                     data.push(other);
                 }
             }
-            other => return Err(PlanError::MountOption(crate::volume::truncate_for_error(other))),
+            other => {
+                return Err(PlanError::MountOption(crate::volume::truncate_for_error(
+                    other,
+                )));
+            }
         }
     }
     Ok((flags, data.join(",")))
@@ -310,7 +320,12 @@ pub fn plan(
     let verity = match volume.verity() {
         Some(params) => {
             check_device(params, &device)?;
-            Some(verity_plan(params, &device.path, &device.identity, verity_options)?)
+            Some(verity_plan(
+                params,
+                &device.path,
+                &device.identity,
+                verity_options,
+            )?)
         }
         None => None,
     };
@@ -322,6 +337,10 @@ pub fn plan(
         volume_type,
         device,
         verity,
-        mount: MountSpec { fs_type, flags, data },
+        mount: MountSpec {
+            fs_type,
+            flags,
+            data,
+        },
     })
 }

@@ -177,10 +177,16 @@ impl FromStr for VerityTarget {
         }
         let data_device = next("missing data device")?.to_owned();
         let hash_device = next("missing hash device")?.to_owned();
-        let data_block_size = BlockSize::new(num(next("missing data block size")?, "bad data block size")?)
-            .ok_or_else(|| bad("bad data block size"))?;
-        let hash_block_size = BlockSize::new(num(next("missing hash block size")?, "bad hash block size")?)
-            .ok_or_else(|| bad("bad hash block size"))?;
+        let data_block_size = BlockSize::new(num(
+            next("missing data block size")?,
+            "bad data block size",
+        )?)
+        .ok_or_else(|| bad("bad data block size"))?;
+        let hash_block_size = BlockSize::new(num(
+            next("missing hash block size")?,
+            "bad hash block size",
+        )?)
+        .ok_or_else(|| bad("bad hash block size"))?;
         let data_blocks = num(next("missing data block count")?, "bad data block count")?;
         let hash_start_block = num(next("missing hash start")?, "bad hash start")?;
         let algorithm: HashAlgorithm = next("missing algorithm")?.parse()?;
@@ -199,12 +205,14 @@ impl FromStr for VerityTarget {
                     "panic_on_error" => VerityOption::PanicOnError,
                     "ignore_zero_blocks" => VerityOption::IgnoreZeroBlocks,
                     "check_at_most_once" => VerityOption::CheckAtMostOnce,
-                    "root_hash_sig_key_desc" => {
-                        VerityOption::RootHashSigKeyDesc(next("missing key description")?.to_owned())
-                    }
+                    "root_hash_sig_key_desc" => VerityOption::RootHashSigKeyDesc(
+                        next("missing key description")?.to_owned(),
+                    ),
                     _ => return Err(bad("unsupported optional argument")),
                 };
-                left = left.checked_sub(o.words()).ok_or_else(|| bad("bad option count"))?;
+                left = left
+                    .checked_sub(o.words())
+                    .ok_or_else(|| bad("bad option count"))?;
                 options.push(o);
             }
         }
@@ -272,7 +280,10 @@ impl FromStr for VerityTable {
         if parts.next() != Some(TARGET_TYPE) {
             return Err(bad("not a verity target"));
         }
-        let target: VerityTarget = parts.next().ok_or_else(|| bad("missing parameters"))?.parse()?;
+        let target: VerityTarget = parts
+            .next()
+            .ok_or_else(|| bad("missing parameters"))?
+            .parse()?;
         Ok(Self { length, target })
     }
 }

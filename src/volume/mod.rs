@@ -11,8 +11,8 @@ pub use decode::{
     MAX_OPTION_BYTES, VOLUME_OPTION_PREFIX, decode, decode_base64, encode_option,
     find_volume_option,
 };
-pub use model::{truncate as truncate_for_error, verity_info};
 pub use model::{DirectBlock, GuestPull, NydusVolume, RawBlock, Scope, Volume, VolumeType};
+pub use model::{truncate as truncate_for_error, verity_info};
 pub use wire::{
     DirectAssignedVolume, DmVerityInfo, ImagePullVolume, KataVirtualVolume, NydusImageVolume,
 };

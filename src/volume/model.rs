@@ -298,16 +298,19 @@ impl Volume {
         };
         match self {
             Volume::DirectBlock(d) => {
-                (w.source, w.fs_type, w.options) = (d.source.clone(), d.fs_type.clone(), d.options.clone());
+                (w.source, w.fs_type, w.options) =
+                    (d.source.clone(), d.fs_type.clone(), d.options.clone());
                 w.direct_volume = Some(DirectAssignedVolume {
                     metadata: d.metadata.clone(),
                 });
             }
             Volume::RawBlock(r) => {
-                (w.source, w.fs_type, w.options) = (r.source.clone(), r.fs_type.clone(), r.options.clone());
+                (w.source, w.fs_type, w.options) =
+                    (r.source.clone(), r.fs_type.clone(), r.options.clone());
             }
             Volume::Nydus(n) => {
-                (w.source, w.fs_type, w.options) = (n.source.clone(), n.fs_type.clone(), n.options.clone());
+                (w.source, w.fs_type, w.options) =
+                    (n.source.clone(), n.fs_type.clone(), n.options.clone());
                 w.nydus_image = Some(NydusImageVolume {
                     config: n.config.clone(),
                     snapshot_dir: n.snapshot_dir.clone(),

@@ -93,7 +93,8 @@ pub struct KataVirtualVolume {
 impl KataVirtualVolume {
     /// Parses JSON text with the rules in the module documentation.
     pub fn from_json_str(text: &str) -> Result<Self, VolumeError> {
-        let json: Json = serde_json::from_str(text).map_err(|e| VolumeError::Json(e.to_string()))?;
+        let json: Json =
+            serde_json::from_str(text).map_err(|e| VolumeError::Json(e.to_string()))?;
         Self::from_json(&json)
     }
 
@@ -125,11 +126,17 @@ impl KataVirtualVolume {
             options: f.strings("options")?,
             direct_volume: f
                 .object("direct_volume", &["metadata"])?
-                .map(|mut d| d.map("metadata").map(|metadata| DirectAssignedVolume { metadata }))
+                .map(|mut d| {
+                    d.map("metadata")
+                        .map(|metadata| DirectAssignedVolume { metadata })
+                })
                 .transpose()?,
             image_pull: f
                 .object("image_pull", &["metadata"])?
-                .map(|mut d| d.map("metadata").map(|metadata| ImagePullVolume { metadata }))
+                .map(|mut d| {
+                    d.map("metadata")
+                        .map(|metadata| ImagePullVolume { metadata })
+                })
                 .transpose()?,
             nydus_image: f
                 .object("nydus_image", &["config", "snapshot_dir"])?
@@ -143,7 +150,14 @@ impl KataVirtualVolume {
             dm_verity: f
                 .object(
                     "dm_verity",
-                    &["hashtype", "hash", "blocknum", "blocksize", "hashsize", "offset"],
+                    &[
+                        "hashtype",
+                        "hash",
+                        "blocknum",
+                        "blocksize",
+                        "hashsize",
+                        "offset",
+                    ],
                 )?
                 .map(|mut d| -> Result<_, VolumeError> {
                     Ok(DmVerityInfo {
@@ -195,7 +209,11 @@ impl<'a> Fields<'a> {
             }
             other => {
                 return Err(VolumeError::FieldType {
-                    field: if path.is_empty() { "volume".into() } else { path.into() },
+                    field: if path.is_empty() {
+                        "volume".into()
+                    } else {
+                        path.into()
+                    },
                     expected: "an object",
                     found: other.kind(),
                 });

@@ -1,3 +1,60 @@
-//! `kata-volume`: the command-line interface (placeholder while the CLI is written).
+//! `kata-volume`: the command-line interface. Argument parsing and output formatting only;
+//! every decision is made by the `kata_volume` library.
+//!
+//! Exit codes, for every subcommand: 0 success, 1 the request was refused or failed (one
+//! `error:` line on stderr), 2 bad usage.
 
-fn main() {}
+mod inspect;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Kata virtual volumes in the guest: inspect, verify, mount dm-verity protected erofs images.
+#[derive(Debug, Parser)]
+#[command(name = "kata-volume", version, about, long_about = None)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(inspect::Args),
+}
+
+/// How a subcommand failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// The request was refused or failed: exit 1.
+    Failed(String),
+    /// The command line was wrong: exit 2.
+    Usage(String),
+}
+
+impl CliError {
+    /// A failure from any displayable error.
+    pub fn failed(e: impl std::fmt::Display) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+        Err(CliError::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
