@@ -1,0 +1,15 @@
+# A root hash that does not match the disk: the request fails cleanly (exit 1, "error:"),
+# and nothing is left behind: no dm device, no /dev/mapper node, no mount.
+MP=$MOUNT_ROOT/vmtest-wrong-root
+trap '$KV umount "$MP" >/dev/null 2>&1' EXIT
+
+dm_before=$(all_dm | tr '\n' ' ')
+nodes_before=$(ls /dev/mapper | grep '^kata-volume-' | tr '\n' ' ')
+kv mount --json "$OPT_WRONG" --device "$TARFS512_DISK" "$MP"
+[ "$KV_RC" = 1 ] || fail "mount with a wrong root hash exited $KV_RC, want 1"
+grep -q '^error: ' "$KV_ERR" || fail "no 'error: …' line on stderr"
+[ "$(all_dm | tr '\n' ' ')" = "$dm_before" ] || fail "dm devices before: '$dm_before', after: '$(all_dm | tr '\n' ' ')'"
+[ "$(ls /dev/mapper | grep '^kata-volume-' | tr '\n' ' ')" = "$nodes_before" ] ||
+  fail "a /dev/mapper/kata-volume-* node was left behind: $(ls /dev/mapper | tr '\n' ' ')"
+[ -z "$(mounts_at "$MP")" ] || fail "$MP is mounted after a failed request"
+say "ok"

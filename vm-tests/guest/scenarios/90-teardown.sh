@@ -1,0 +1,29 @@
+# Mount several volumes (dm-verity on disks, file-backed via loop, direct), then unmount
+# everything under the mount root - including anything earlier scenarios left - and check
+# that nothing is left: no kata dm device or node, no mount, no loop device of ours.
+IMG_DIR=/run/vmtest-images
+mkdir -p "$IMG_DIR"
+cat "$VERITY4K_DISK" >"$IMG_DIR/verity4k.img" || fail "cannot copy the 4k image"
+kv_mount "$OPT_512" "$TARFS512_DISK" "$MOUNT_ROOT/vmtest-teardown-a"
+kv_mount "$OPT_4K" "$VERITY4K_DISK" "$MOUNT_ROOT/vmtest-teardown-b"
+kv_mount "$OPT_4K" "$IMG_DIR/verity4k.img" "$MOUNT_ROOT/vmtest-teardown-c"
+kv_mount "$OPT_PLAIN" "$PLAIN_DISK" "$MOUNT_ROOT/vmtest-teardown-d"
+say "kata dm devices: $(kata_dm_names | tr '\n' ';')"
+say "loop devices: $(loops_in_use | tr '\n' ';')"
+
+# every mount point the suite may have used, plus whatever is mounted under the root
+for mp in $( (ls -d "$MOUNT_ROOT"/vmtest-*/ 2>/dev/null | sed 's:/$::'; mounts_under "$MOUNT_ROOT" | awk '{ print $5 }') | sort -u); do
+  kv_umount "$mp"
+done
+kv_umount "$MOUNT_ROOT/vmtest-never-mounted"
+
+left=$(kata_dm_names)
+[ -z "$left" ] || fail "kata dm devices left: $(echo "$left" | tr '\n' ';')"
+left=$(ls /dev/mapper | grep '^kata-volume-')
+[ -z "$left" ] || fail "/dev/mapper nodes left: $(echo "$left" | tr '\n' ' ')"
+left=$(mounts_under "$MOUNT_ROOT" | awk '{ print $5 }')
+[ -z "$left" ] || fail "still mounted: $(echo "$left" | tr '\n' ' ')"
+left=$(loops_in_use | grep " $IMG_DIR/")
+[ -z "$left" ] || fail "loop devices still attached: $(echo "$left" | tr '\n' ';')"
+rm -f "$IMG_DIR/verity4k.img"
+say "ok"

@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# The guest side: the static kata-volume binary and the initramfs that carries it.
+
+TRIPLE=x86_64-unknown-linux-gnu
+
+# Sets GUEST_BIN. VM_IMPL=reference uses the shell stand-in instead of the binary;
+# KV_BIN=path uses a prebuilt binary.
+build_binary() {
+  if [[ ${VM_IMPL:-binary} == reference ]]; then
+    GUEST_BIN=$HERE/guest/kata-volume-reference
+    log "VM_IMPL=reference: the guest runs the shell stand-in, not the project binary"
+    return
+  fi
+  if [[ -n ${KV_BIN:-} ]]; then
+    GUEST_BIN=$KV_BIN
+  else
+    need_cmds cargo
+    log "building the static guest binary (cargo build --release --target $TRIPLE, ${VM_CARGO_JOBS:-1} job(s))"
+    (cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' \
+      cargo build --release --target "$TRIPLE" --bin kata-volume -j "${VM_CARGO_JOBS:-1}" --quiet) ||
+      die "cargo build of the guest binary failed"
+    GUEST_BIN=${CARGO_TARGET_DIR:-$REPO/target}/$TRIPLE/release/kata-volume
+  fi
+  [[ -x $GUEST_BIN ]] || die "no executable at $GUEST_BIN"
+  if ldd "$GUEST_BIN" 2>&1 | grep -q '=>'; then
+    die "$GUEST_BIN is dynamically linked; the initramfs has no libc"
+  fi
+}
+
+# copy a dynamically linked host program and the libraries it needs into the initramfs
+copy_with_libs() {
+  local prog=$1 root=$2 lib
+  mkdir -p "$root$(dirname "$prog")"
+  cp "$prog" "$root$prog"
+  for lib in $(ldd "$prog" | grep -oE '/[^ ]+'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+
+# Sets INITRD.
+build_initramfs() {
+  local r=$WORK/initramfs m
+  rm -rf "$r"
+  mkdir -p "$r"/{bin,sbin,dev,proc,sys,run,tmp,lib/modules,vmtest/scenarios,usr/bin,usr/sbin}
+  cp /bin/busybox "$r/bin/busybox"
+  ldd "$r/bin/busybox" 2>&1 | grep -q '=>' && die "/bin/busybox is not static (install busybox-static)"
+  for m in "${MODULES[@]}"; do
+    cp "$MODDIR/$m" "$r/lib/modules/"
+    basename "$m" >>"$r/vmtest/modules.list"
+  done
+  cp "$GUEST_BIN" "$r/bin/kata-volume"
+  copy_with_libs "$(command -v dmsetup)" "$r"   # independent view of tables and status
+  cp "$HERE/guest/init" "$r/init"
+  cp "$HERE/guest/lib.sh" "$HERE/guest/demo.sh" "$HERE/guest/kata-volume-reference" "$r/vmtest/"
+  cp "$HERE"/guest/scenarios/*.sh "$r/vmtest/scenarios/"
+  cp "$WORK/images/params.sh" "$WORK/images/manifest.sha256" "$r/vmtest/"
+  printf '%s\n' "${DISKS[@]}" >"$r/vmtest/disks.list"
+  chmod +x "$r/init" "$r/bin/kata-volume" "$r/vmtest/kata-volume-reference"
+  INITRD=$WORK/initramfs.cpio.gz
+  (cd "$r" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$INITRD"
+  log "initramfs: $(du -h "$INITRD" | cut -f1) ($(find "$r" -type f | wc -l) files)"
+}
