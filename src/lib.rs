@@ -10,3 +10,5 @@
 pub mod plan;
 pub mod verity;
 pub mod volume;
+pub mod system;
+pub mod apply;

@@ -38,16 +38,38 @@ impl DmName {
     }
 
     /// The deterministic name of a verity device: the root hash's first 16 hex digits (to
-    /// recognise it) and 16 hex digits of a SHA-256 over the device identity and the whole
-    /// table, so distinct devices or parameters never share a name and the same volume on
-    /// the same device always gets the same one.
-    pub fn for_verity(device_identity: &str, target: &VerityTarget) -> Self {
+    /// recognise it) and 16 hex digits of a SHA-256 over the device's identity, every verity
+    /// parameter and the optional arguments. Distinct devices or parameters never share a
+    /// name; the same volume on the same device always gets the same one (whatever path,
+    /// e.g. which loop device, it is reached by).
+    pub fn for_verity(
+        device_identity: &str,
+        params: &VerityParams,
+        options: &[VerityOption],
+    ) -> Self {
         let mut h = Sha256::new();
         h.update(device_identity.as_bytes());
         h.update([0]);
-        h.update(target.to_string().as_bytes());
+        h.update(
+            format!(
+                "{} {} {} {} {} {} {} {}",
+                params.algorithm(),
+                params.root_hash(),
+                params.salt(),
+                params.data_block_size(),
+                params.hash_block_size(),
+                params.data_blocks(),
+                params.hash_offset(),
+                options
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+            .as_bytes(),
+        );
         let digest = hex::encode(h.finalize());
-        let root = target.root_hash.to_hex();
+        let root = params.root_hash().to_hex();
         Self(format!(
             "{DM_NAME_PREFIX}{}-{}",
             root.get(..16).unwrap_or(&root),
@@ -237,8 +259,8 @@ pub fn verity_plan(
     device_identity: &str,
     options: Vec<VerityOption>,
 ) -> Result<VerityPlan, PlanError> {
+    let name = DmName::for_verity(device_identity, params, &options);
     let target = VerityTarget::new(params, device_path, options)?;
-    let name = DmName::for_verity(device_identity, &target);
     Ok(VerityPlan {
         name,
         table: VerityTable::new(target)?,

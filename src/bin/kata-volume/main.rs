@@ -5,6 +5,7 @@
 //! `error:` line on stderr), 2 bad usage.
 
 mod inspect;
+mod mount;
 mod output;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Inspect(inspect::Args),
+    Mount(mount::MountArgs),
+    Umount(mount::UmountArgs),
 }
 
 /// How a subcommand failed.
@@ -45,6 +48,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Mount(args) => mount::run_mount(args),
+        Command::Umount(args) => mount::run_umount(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,3 +30,15 @@ pub fn print_json(value: &serde_json::Value) {
         Err(e) => eprintln!("error: cannot format JSON: {e}"),
     }
 }
+
+/// An error and its sources, joined with `: ` (messages never repeat their source).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,70 @@
+//! Resolving a volume's source to something a dm table can sit on.
+
+use std::path::PathBuf;
+
+use super::error::{ApplyError, Step};
+use crate::system::{DevNum, FileKind, System};
+
+/// What the source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A block device.
+    Block(DevNum),
+    /// A regular file (to be attached to a loop device).
+    File,
+}
+
+/// A source that exists and is usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The path as given.
+    pub path: PathBuf,
+    /// What it is.
+    pub kind: SourceKind,
+    /// A stable identity: `block:<major>:<minor>` or `file:<dev>:<inode>`.
+    pub identity: String,
+}
+
+/// Checks the source: a block device, or (when allowed) a regular file; never a character
+/// device, directory or anything else.
+pub fn resolve_source(
+    sys: &dyn System,
+    source: &str,
+    allow_files: bool,
+) -> Result<Resolved, ApplyError> {
+    let bad = |why| ApplyError::Source {
+        path: crate::volume::truncate_for_error(source),
+        why,
+    };
+    if source.is_empty() {
+        return Err(bad("empty"));
+    }
+    if !source.starts_with('/') {
+        return Err(bad("must be an absolute path"));
+    }
+    let path = PathBuf::from(source);
+    let st = sys.stat(&path).map_err(|source| ApplyError::Step {
+        step: Step::ResolveSource,
+        source,
+        undo_failures: Vec::new(),
+    })?;
+    let (kind, identity) = match st.kind {
+        FileKind::Block(dev) => (SourceKind::Block(dev), format!("block:{dev}")),
+        FileKind::Regular if allow_files => {
+            (SourceKind::File, format!("file:{}:{}", st.dev, st.ino))
+        }
+        FileKind::Regular => {
+            return Err(bad(
+                "is a regular file, and file-backed volumes are not allowed",
+            ));
+        }
+        FileKind::Char => return Err(bad("is a character device, not a block device")),
+        FileKind::Directory => return Err(bad("is a directory, not a block device")),
+        FileKind::Symlink | FileKind::Other => return Err(bad("is not a block device")),
+    };
+    Ok(Resolved {
+        path,
+        kind,
+        identity,
+    })
+}

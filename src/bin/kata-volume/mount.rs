@@ -1,0 +1,136 @@
+//! `kata-volume mount` and `kata-volume umount`: set up and tear down one volume directly,
+//! without the daemon (root only; what the VM tests drive).
+
+use std::path::PathBuf;
+
+use kata_volume::apply::{self, ApplyOptions};
+use kata_volume::system::LinuxSystem;
+use kata_volume::volume::Volume;
+use serde_json::json;
+
+use crate::CliError;
+use crate::output::{arg_or_stdin, error_chain, print_json};
+
+/// Create the dm-verity device for a volume and mount it read-only (root only).
+///
+/// Idempotent: mounting the same volume at the same place again succeeds and changes nothing.
+/// On any failure everything done so far is undone.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    kata-volume mount \"$(cat option.txt)\" --device /dev/vdb /run/kata-containers/layer1")]
+pub struct MountArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The block device (or image file) holding data and hash tree (default: the volume's `source`).
+    #[arg(long, value_name = "DEV")]
+    device: Option<String>,
+    /// Refuse regular files as the device (no loop devices).
+    #[arg(long)]
+    no_files: bool,
+    /// Allow raw-block volumes without dm_verity (not for production).
+    #[arg(long)]
+    allow_unverified: bool,
+    /// The volume option (`io.katacontainers.volume=…`, base64 or JSON; `-` for standard input).
+    #[arg(value_name = "OPTION")]
+    option: String,
+    /// Where to mount it (created when missing).
+    #[arg(value_name = "MOUNT_POINT")]
+    mount_point: PathBuf,
+}
+
+/// Unmount a volume and remove its dm-verity device and loop device. Already gone is success.
+#[derive(Debug, clap::Args)]
+pub struct UmountArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The mount point.
+    #[arg(value_name = "MOUNT_POINT")]
+    mount_point: PathBuf,
+}
+
+/// Runs `mount`.
+pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
+    let volume = Volume::parse(&arg_or_stdin(&args.option)?).map_err(CliError::failed)?;
+    let opts = ApplyOptions {
+        allow_files: !args.no_files,
+        allow_unverified: args.allow_unverified,
+        ..ApplyOptions::default()
+    };
+    let sys = LinuxSystem::new();
+    let a = apply::apply(
+        &sys,
+        &volume,
+        args.device.as_deref(),
+        &args.mount_point,
+        &opts,
+    )
+    .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    if args.json {
+        print_json(&json!({
+            "volume_type": a.volume_type.as_str(),
+            "mount_point": a.mount_point,
+            "device": a.mounted_device,
+            "dm_name": a.dm_name.as_ref().map(ToString::to_string),
+            "table": a.table,
+            "status": a.status,
+            "loop_device": a.loop_device,
+            "already_applied": a.already_applied,
+            "shared_device": a.shared_device,
+        }));
+    } else {
+        let what = if a.already_applied {
+            "already mounted"
+        } else {
+            "mounted"
+        };
+        println!(
+            "{what} {} at {}",
+            a.mounted_device.display(),
+            a.mount_point.display()
+        );
+        if let Some(t) = &a.table {
+            println!("table  {t}");
+        }
+        if let Some(s) = &a.status {
+            println!("status {s}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `umount`.
+pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
+    let sys = LinuxSystem::new();
+    let t = apply::teardown(&sys, &args.mount_point, &[])
+        .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    if args.json {
+        print_json(&json!({
+            "mount_point": args.mount_point,
+            "unmounted": t.unmounted,
+            "removed_device": t.removed_device.as_ref().map(ToString::to_string),
+            "deferred": t.deferred,
+            "kept_shared_device": t.kept_shared_device,
+            "detached_loop": t.detached_loop,
+        }));
+    } else if !t.unmounted {
+        println!("nothing mounted at {}", args.mount_point.display());
+    } else {
+        println!("unmounted {}", args.mount_point.display());
+        if let Some(d) = &t.removed_device {
+            println!(
+                "removed {d}{}",
+                if t.deferred {
+                    " (deferred: still busy)"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(l) = &t.detached_loop {
+            println!("detached {}", l.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! The real [`System`]: device-mapper ioctls through `devicemapper` (no udev: the guest has
+//! none, so nodes are made here), loop devices through `loopdev`, the rest through `nix`
+//! and `/proc`, `/sys`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use devicemapper::{DM, DevId, DmFlags, DmName as DmNameRef, DmOptions, DmUdevFlags};
+use loopdev::{LoopControl, LoopDevice};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+
+use super::{
+    BlockInfo, DevNum, DmDevice, FileInfo, FileKind, MountEntry, SysError, SysResult, System,
+    parse_mountinfo,
+};
+use crate::plan::{DmName, MountFlags};
+use crate::verity::units::{Bytes, SECTOR_SIZE};
+use crate::verity::{TARGET_TYPE, VerityTable};
+
+/// How often a loop attach is retried when another process takes the free device first.
+const LOOP_ATTACH_TRIES: usize = 16;
+
+/// The Linux implementation.
+pub struct LinuxSystem {
+    dm: Mutex<Option<DM>>,
+    /// Open handles of the loop devices this process attached (closing the last handle of an
+    /// autoclear loop device that nothing else holds detaches it).
+    loops: Mutex<HashMap<PathBuf, LoopDevice>>,
+}
+
+impl Default for LinuxSystem {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LinuxSystem {
+    /// A new instance; `/dev/mapper/control` is opened on first use.
+    pub fn new() -> Self {
+        Self {
+            dm: Mutex::new(None),
+            loops: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with_dm<T>(
+        &self,
+        op: &'static str,
+        target: &str,
+        f: impl FnOnce(&DM) -> Result<T, devicemapper::DmError>,
+    ) -> SysResult<T> {
+        let mut guard = self.dm.lock().map_err(|_| {
+            SysError::new(op, target, io::Error::other("device-mapper lock poisoned"))
+        })?;
+        if guard.is_none() {
+            *guard = Some(
+                DM::new().map_err(|e| SysError::new("open /dev/mapper/control", "", dm_io(e)))?,
+            );
+        }
+        let dm = guard.as_ref().ok_or_else(|| {
+            SysError::new(op, target, io::Error::other("device-mapper unavailable"))
+        })?;
+        f(dm).map_err(|e| SysError::new(op, target, dm_io(e)))
+    }
+}
+
+/// No udev in the guest: tell the kernel and libdevmapper's cookie protocol not to wait.
+fn no_udev() -> DmOptions {
+    DmOptions::private().set_udev_flags(
+        DmOptions::private().udev_flags() | DmUdevFlags::DM_UDEV_DISABLE_DM_RULES_FLAG,
+    )
+}
+
+fn dm_name(name: &DmName) -> SysResult<&DmNameRef> {
+    DmNameRef::new(name.as_str()).map_err(|e| {
+        SysError::new(
+            "check dm name",
+            name,
+            io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+        )
+    })
+}
+
+/// The OS error inside a devicemapper error, keeping its errno when there is one.
+fn dm_io(e: devicemapper::DmError) -> io::Error {
+    if let devicemapper::DmError::Core(devicemapper::errors::Error::Ioctl(_, _, _, errno)) = &e {
+        return io::Error::from_raw_os_error(**errno as i32);
+    }
+    io::Error::other(e.to_string())
+}
+
+fn io_err(op: &'static str, target: impl std::fmt::Display) -> impl FnOnce(io::Error) -> SysError {
+    move |e| SysError::new(op, target, e)
+}
+
+fn nix_err(
+    op: &'static str,
+    target: impl std::fmt::Display,
+) -> impl FnOnce(nix::Error) -> SysError {
+    move |e| SysError::new(op, target, io::Error::from_raw_os_error(e as i32))
+}
+
+impl System for LinuxSystem {
+    fn dm_create(&self, name: &DmName) -> SysResult<DevNum> {
+        let n = dm_name(name)?;
+        let info = self.with_dm("create dm device", name.as_str(), |dm| {
+            dm.device_create(n, None, no_udev().set_flags(DmFlags::DM_READONLY))
+        })?;
+        let d = info.device();
+        Ok(DevNum {
+            major: d.major,
+            minor: d.minor,
+        })
+    }
+
+    fn dm_load(&self, name: &DmName, table: &VerityTable) -> SysResult<()> {
+        let n = dm_name(name)?;
+        let targets = [(
+            0u64,
+            table.length.0,
+            TARGET_TYPE.to_owned(),
+            table.target.to_string(),
+        )];
+        self.with_dm("load verity table into", name.as_str(), |dm| {
+            dm.table_load(
+                &DevId::Name(n),
+                &targets,
+                no_udev().set_flags(DmFlags::DM_READONLY),
+            )
+        })
+        .map(drop)
+    }
+
+    fn dm_resume(&self, name: &DmName) -> SysResult<()> {
+        let n = dm_name(name)?;
+        self.with_dm("resume dm device", name.as_str(), |dm| {
+            dm.device_suspend(&DevId::Name(n), no_udev())
+        })
+        .map(drop)
+    }
+
+    fn dm_remove(&self, name: &DmName, deferred: bool) -> SysResult<()> {
+        let n = dm_name(name)?;
+        let flags = if deferred {
+            DmFlags::DM_DEFERRED_REMOVE
+        } else {
+            DmFlags::empty()
+        };
+        self.with_dm("remove dm device", name.as_str(), |dm| {
+            dm.device_remove(&DevId::Name(n), no_udev().set_flags(flags))
+        })
+        .map(drop)
+    }
+
+    fn dm_table(&self, name: &DmName) -> SysResult<String> {
+        let n = dm_name(name)?;
+        let (_, lines) = self.with_dm("read table of", name.as_str(), |dm| {
+            dm.table_status(
+                &DevId::Name(n),
+                DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
+            )
+        })?;
+        Ok(target_lines(&lines))
+    }
+
+    fn dm_status(&self, name: &DmName) -> SysResult<String> {
+        let n = dm_name(name)?;
+        let (_, lines) = self.with_dm("read status of", name.as_str(), |dm| {
+            dm.table_status(&DevId::Name(n), DmOptions::default())
+        })?;
+        Ok(lines
+            .into_iter()
+            .map(|(_, _, _, s)| s)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    fn dm_list(&self) -> SysResult<Vec<DmDevice>> {
+        let list = self.with_dm("list dm devices", "", DM::list_devices)?;
+        Ok(list
+            .into_iter()
+            .map(|(name, dev, _)| DmDevice {
+                name: name.to_string(),
+                dev: DevNum {
+                    major: dev.major,
+                    minor: dev.minor,
+                },
+            })
+            .collect())
+    }
+
+    fn make_node(&self, path: &Path, dev: DevNum) -> SysResult<()> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io_err("create directory", parent.display()))?;
+        }
+        let devt = nix::sys::stat::makedev(u64::from(dev.major), u64::from(dev.minor));
+        nix::sys::stat::mknod(path, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), devt)
+            .map_err(nix_err("create device node", path.display()))
+    }
+
+    fn remove_file(&self, path: &Path) -> SysResult<()> {
+        fs::remove_file(path).map_err(io_err("remove", path.display()))
+    }
+
+    fn loop_attach(&self, file: &Path) -> SysResult<PathBuf> {
+        let op = "attach loop device to";
+        let control = LoopControl::open().map_err(io_err(op, file.display()))?;
+        let mut last = io::Error::other("no free loop device");
+        for _ in 0..LOOP_ATTACH_TRIES {
+            let device = control.next_free().map_err(io_err(op, file.display()))?;
+            match device.with().read_only(true).autoclear(true).attach(file) {
+                Ok(()) => {
+                    let path = device.path().ok_or_else(|| {
+                        SysError::new(
+                            op,
+                            file.display(),
+                            io::Error::other("loop device has no path"),
+                        )
+                    })?;
+                    let mut loops = self.loops.lock().map_err(|_| {
+                        SysError::new(op, file.display(), io::Error::other("lock poisoned"))
+                    })?;
+                    loops.insert(path.clone(), device);
+                    return Ok(path);
+                }
+                // Another process took this device between next_free and attach: try again.
+                Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => last = e,
+                Err(e) => return Err(SysError::new(op, file.display(), e)),
+            }
+        }
+        Err(SysError::new(op, file.display(), last))
+    }
+
+    fn loop_detach(&self, device: &Path) -> SysResult<()> {
+        let held = self.loops.lock().ok().and_then(|mut l| l.remove(device));
+        let dev = match held {
+            Some(d) => d,
+            None => {
+                LoopDevice::open(device).map_err(io_err("open loop device", device.display()))?
+            }
+        };
+        dev.detach()
+            .map_err(io_err("detach loop device", device.display()))
+    }
+
+    fn loop_backing_file(&self, dev: DevNum) -> SysResult<Option<PathBuf>> {
+        let p = format!("/sys/dev/block/{dev}/loop/backing_file");
+        match fs::read_to_string(&p) {
+            Ok(s) => Ok(Some(PathBuf::from(s.trim_end()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SysError::new("read", p, e)),
+        }
+    }
+
+    fn mount(
+        &self,
+        source: &Path,
+        target: &Path,
+        fs_type: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> SysResult<()> {
+        let mut ms = MsFlags::empty();
+        for (on, f) in [
+            (flags.read_only, MsFlags::MS_RDONLY),
+            (flags.nodev, MsFlags::MS_NODEV),
+            (flags.nosuid, MsFlags::MS_NOSUID),
+            (flags.noexec, MsFlags::MS_NOEXEC),
+            (flags.noatime, MsFlags::MS_NOATIME),
+            (flags.nodiratime, MsFlags::MS_NODIRATIME),
+        ] {
+            if on {
+                ms |= f;
+            }
+        }
+        let data = (!data.is_empty()).then_some(data);
+        nix::mount::mount(Some(source), target, Some(fs_type), ms, data).map_err(nix_err(
+            "mount",
+            format!("{} on {}", source.display(), target.display()),
+        ))
+    }
+
+    fn unmount(&self, target: &Path) -> SysResult<()> {
+        nix::mount::umount2(target, MntFlags::UMOUNT_NOFOLLOW)
+            .map_err(nix_err("unmount", target.display()))
+    }
+
+    fn mounts(&self) -> SysResult<Vec<MountEntry>> {
+        let text = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(io_err("read", "/proc/self/mountinfo"))?;
+        Ok(parse_mountinfo(&text))
+    }
+
+    fn stat(&self, path: &Path) -> SysResult<FileInfo> {
+        let m = fs::metadata(path).map_err(io_err("stat", path.display()))?;
+        let t = m.file_type();
+        let kind = if t.is_block_device() {
+            let rdev = m.rdev();
+            let major = u32::try_from(nix::sys::stat::major(rdev)).unwrap_or(u32::MAX);
+            let minor = u32::try_from(nix::sys::stat::minor(rdev)).unwrap_or(u32::MAX);
+            FileKind::Block(DevNum { major, minor })
+        } else if t.is_char_device() {
+            FileKind::Char
+        } else if t.is_file() {
+            FileKind::Regular
+        } else if t.is_dir() {
+            FileKind::Directory
+        } else if t.is_symlink() {
+            FileKind::Symlink
+        } else {
+            FileKind::Other
+        };
+        Ok(FileInfo {
+            kind,
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+        })
+    }
+
+    fn block_info(&self, dev: DevNum) -> SysResult<BlockInfo> {
+        let base = format!("/sys/dev/block/{dev}");
+        let read_u64 = |p: &str| -> SysResult<u64> {
+            let s = fs::read_to_string(p).map_err(io_err("read", p))?;
+            s.trim().parse().map_err(|_| {
+                SysError::new(
+                    "parse",
+                    p,
+                    io::Error::new(io::ErrorKind::InvalidData, s.trim().to_owned()),
+                )
+            })
+        };
+        let sectors = read_u64(&format!("{base}/size"))?;
+        // Partitions have no queue/ of their own: it is their disk's.
+        let lbs = read_u64(&format!("{base}/queue/logical_block_size"))
+            .or_else(|_| read_u64(&format!("{base}/../queue/logical_block_size")))
+            .unwrap_or(SECTOR_SIZE);
+        Ok(BlockInfo {
+            size: Bytes(sectors.saturating_mul(SECTOR_SIZE)),
+            logical_block_size: lbs,
+        })
+    }
+
+    fn make_dir(&self, path: &Path) -> SysResult<bool> {
+        match fs::create_dir(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(SysError::new("create directory", path.display(), e)),
+        }
+    }
+
+    fn remove_dir(&self, path: &Path) -> SysResult<()> {
+        fs::remove_dir(path).map_err(io_err("remove directory", path.display()))
+    }
+}
+
+fn target_lines(lines: &[(u64, u64, String, String)]) -> String {
+    lines
+        .iter()
+        .map(|(start, len, ty, params)| format!("{start} {len} {ty} {params}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

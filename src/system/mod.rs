@@ -1,0 +1,180 @@
+//! The one seam between this crate and the kernel: every syscall the crate makes goes
+//! through [`System`], injected through constructors. [`LinuxSystem`] is the real one
+//! (`devicemapper`, `loopdev`, `nix`); [`FakeSystem`] is an in-memory recording fake that
+//! can fail any call, for tests. Decides nothing: policy and ordering live in `apply`.
+
+mod fake;
+mod linux;
+mod mountinfo;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use fake::{FakeSystem, Op, Snapshot};
+pub use linux::LinuxSystem;
+pub use mountinfo::{MountEntry, parse_mountinfo};
+
+use crate::plan::{DmName, MountFlags};
+use crate::verity::VerityTable;
+use crate::verity::units::Bytes;
+
+/// A device number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DevNum {
+    /// Major number.
+    pub major: u32,
+    /// Minor number.
+    pub minor: u32,
+}
+
+impl fmt::Display for DevNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.major, self.minor)
+    }
+}
+
+/// What kind of file a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A block device, with its device number.
+    Block(DevNum),
+    /// A character device.
+    Char,
+    /// A regular file.
+    Regular,
+    /// A directory.
+    Directory,
+    /// A symlink (only from `lstat`-like calls).
+    Symlink,
+    /// Anything else (fifo, socket).
+    Other,
+}
+
+/// The facts `stat` gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Kind (and device number for block devices).
+    pub kind: FileKind,
+    /// Device holding the file.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Size in bytes (regular files).
+    pub size: u64,
+}
+
+/// Size facts of a block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Size in bytes.
+    pub size: Bytes,
+    /// Logical block size in bytes.
+    pub logical_block_size: u64,
+}
+
+/// An active device-mapper device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmDevice {
+    /// Its name.
+    pub name: String,
+    /// Its device number.
+    pub dev: DevNum,
+}
+
+/// A failed system call: which operation, on what, and the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {target}: {source}")]
+pub struct SysError {
+    /// The operation (e.g. "create dm device").
+    pub op: &'static str,
+    /// What it acted on (a name or path).
+    pub target: String,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl SysError {
+    /// A new error.
+    pub fn new(op: &'static str, target: impl fmt::Display, source: io::Error) -> Self {
+        Self {
+            op,
+            target: target.to_string(),
+            source,
+        }
+    }
+
+    /// The errno, if the error carries one.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+
+    /// Whether the thing acted on does not exist (ENOENT, ENXIO, ENODEV, or "not mounted").
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self.errno(),
+            Some(nix::libc::ENOENT | nix::libc::ENXIO | nix::libc::ENODEV)
+        ) || self.source.kind() == io::ErrorKind::NotFound
+    }
+
+    /// Whether it failed because the thing is busy (EBUSY).
+    pub fn is_busy(&self) -> bool {
+        self.errno() == Some(nix::libc::EBUSY)
+    }
+}
+
+/// Result of a system call.
+pub type SysResult<T> = Result<T, SysError>;
+
+/// Every operation on the kernel this crate performs.
+///
+/// Implementations must be callable from several threads. Calls block: async callers run
+/// them with `spawn_blocking`.
+pub trait System: Send + Sync {
+    /// Creates an empty, read-only device-mapper device; returns its device number.
+    fn dm_create(&self, name: &DmName) -> SysResult<DevNum>;
+    /// Loads a verity table (read-only) into the device's inactive slot.
+    fn dm_load(&self, name: &DmName, table: &VerityTable) -> SysResult<()>;
+    /// Resumes the device (activates the loaded table).
+    fn dm_resume(&self, name: &DmName) -> SysResult<()>;
+    /// Removes the device; `deferred` asks the kernel to remove it when its last user closes.
+    fn dm_remove(&self, name: &DmName, deferred: bool) -> SysResult<()>;
+    /// The active table's target line (`<start> <len> <type> <params>`).
+    fn dm_table(&self, name: &DmName) -> SysResult<String>;
+    /// The target's status (for verity: `V` verified so far, `C` corruption seen).
+    fn dm_status(&self, name: &DmName) -> SysResult<String>;
+    /// Every device-mapper device.
+    fn dm_list(&self) -> SysResult<Vec<DmDevice>>;
+    /// Creates a block device node (no udev in the guest).
+    fn make_node(&self, path: &Path, dev: DevNum) -> SysResult<()>;
+    /// Removes a file or node.
+    fn remove_file(&self, path: &Path) -> SysResult<()>;
+    /// Attaches `file` to a free loop device, read-only with autoclear; returns its path.
+    fn loop_attach(&self, file: &Path) -> SysResult<PathBuf>;
+    /// Detaches a loop device.
+    fn loop_detach(&self, device: &Path) -> SysResult<()>;
+    /// The backing file of a loop device, `None` when it is not attached.
+    fn loop_backing_file(&self, dev: DevNum) -> SysResult<Option<PathBuf>>;
+    /// Mounts `source` on `target`.
+    fn mount(
+        &self,
+        source: &Path,
+        target: &Path,
+        fs_type: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> SysResult<()>;
+    /// Unmounts `target`.
+    fn unmount(&self, target: &Path) -> SysResult<()>;
+    /// The current mount table.
+    fn mounts(&self) -> SysResult<Vec<MountEntry>>;
+    /// `stat` (follows symlinks).
+    fn stat(&self, path: &Path) -> SysResult<FileInfo>;
+    /// Size facts of a block device.
+    fn block_info(&self, dev: DevNum) -> SysResult<BlockInfo>;
+    /// Creates a directory (parent must exist); `Ok(false)` when it already existed.
+    fn make_dir(&self, path: &Path) -> SysResult<bool>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> SysResult<()>;
+}
