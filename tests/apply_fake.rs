@@ -1,0 +1,273 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The apply transaction and teardown against the recording fake: the happy paths, and every
+//! single system step failing in turn leaving nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use kata_volume::apply::{self, ApplyError, ApplyOptions, Step};
+use kata_volume::system::{DevNum, FakeSystem, Op, System};
+use kata_volume::volume::Volume;
+
+const ROOT: &str = "8d5d1a5e2c3f7a4b6c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d";
+const MP: &str = "/run/kata-containers/layer1";
+
+fn verity_json(source: &str) -> String {
+    format!(
+        r#"{{"volume_type":"layer_raw_block","source":"{source}","fs_type":"erofs","dm_verity":{{"hashtype":"sha256","hash":"{ROOT}","blocknum":16384,"blocksize":512,"hashsize":4096,"offset":8388608}}}}"#
+    )
+}
+
+fn fake() -> FakeSystem {
+    let f = FakeSystem::new();
+    f.add_dir("/run");
+    f.add_block_device(
+        "/dev/vdb",
+        DevNum {
+            major: 254,
+            minor: 16,
+        },
+        16 << 20,
+    );
+    f.add_block_device(
+        "/dev/vdc",
+        DevNum {
+            major: 254,
+            minor: 32,
+        },
+        1 << 20,
+    );
+    f.add_file("/images/layer.img", 16 << 20);
+    f.add_char_device("/dev/null");
+    f
+}
+
+fn apply_json(sys: &FakeSystem, json: &str, mp: &str) -> Result<apply::Applied, ApplyError> {
+    let v = Volume::parse(json).unwrap();
+    apply::apply(sys, &v, None, Path::new(mp), &ApplyOptions::default())
+}
+
+#[test]
+fn verity_volume_applies_and_tears_down() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
+    let name = a.dm_name.clone().unwrap();
+    assert!(name.as_str().starts_with("kata-volume-8d5d1a5e2c3f7a4b-"));
+    assert_eq!(a.status.as_deref(), Some("V"));
+    assert_eq!(
+        a.table.as_deref(),
+        Some(
+            format!("0 16384 verity 1 /dev/vdb /dev/vdb 512 4096 16384 2048 sha256 {ROOT} -")
+                .as_str()
+        )
+    );
+    let snap = sys.snapshot();
+    assert_eq!(snap.dm.len(), 1);
+    assert_eq!(snap.mounts, vec![PathBuf::from(MP)]);
+    assert!(snap.nodes.contains(&PathBuf::from(name.node_path())));
+    let mounts = sys.mounts().unwrap();
+    assert_eq!(mounts[0].options, "ro,nodev,nosuid");
+    assert_eq!(mounts[0].fs_type, "erofs");
+
+    let t = apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    assert!(t.unmounted);
+    assert_eq!(t.removed_device, Some(name));
+    assert_eq!(sys.snapshot(), before);
+}
+
+#[test]
+fn applying_twice_is_idempotent() {
+    let sys = fake();
+    apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
+    let creates = sys.count(Op::DmCreate);
+    let mounts = sys.count(Op::Mount);
+    let again = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
+    assert!(again.already_applied);
+    assert_eq!(sys.count(Op::DmCreate), creates);
+    assert_eq!(sys.count(Op::Mount), mounts);
+    assert_eq!(sys.snapshot().dm.len(), 1);
+    assert_eq!(sys.snapshot().mounts.len(), 1);
+}
+
+#[test]
+fn same_layer_at_two_mount_points_shares_one_device() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), "/run/a").unwrap();
+    let b = apply_json(&sys, &verity_json("/dev/vdb"), "/run/b").unwrap();
+    assert!(b.shared_device);
+    assert_eq!(a.dm_name, b.dm_name);
+    assert_eq!(sys.snapshot().dm.len(), 1);
+    let t = apply::teardown(&sys, Path::new("/run/a"), &a.created_dirs).unwrap();
+    assert!(t.kept_shared_device);
+    assert_eq!(sys.snapshot().dm.len(), 1);
+    let t = apply::teardown(&sys, Path::new("/run/b"), &b.created_dirs).unwrap();
+    assert!(t.removed_device.is_some());
+    assert_eq!(sys.snapshot(), before);
+}
+
+#[test]
+fn file_source_goes_through_a_loop_device_and_back() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let a = apply_json(&sys, &verity_json("/images/layer.img"), MP).unwrap();
+    assert_eq!(a.loop_device, Some(PathBuf::from("/dev/loop0")));
+    assert!(a.table.unwrap().contains(" /dev/loop0 /dev/loop0 "));
+    apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    assert_eq!(sys.snapshot(), before);
+}
+
+#[test]
+fn device_too_small_is_refused_before_anything_is_created() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let e = apply_json(&sys, &verity_json("/dev/vdc"), MP).unwrap_err();
+    assert!(e.to_string().contains("too small"), "{e}");
+    assert_eq!(sys.snapshot(), before);
+    assert_eq!(sys.count(Op::DmCreate), 0);
+}
+
+#[test]
+fn bad_sources_are_refused() {
+    let sys = fake();
+    let before = sys.snapshot();
+    for (src, want) in [
+        ("/dev/null", "character device"),
+        ("/run", "directory"),
+        ("relative/path", "absolute"),
+        ("/does/not/exist", "stat"),
+    ] {
+        let e = apply_json(&sys, &verity_json(src), MP).unwrap_err();
+        let chain = format!(
+            "{e} {}",
+            std::error::Error::source(&e)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        assert!(chain.contains(want), "{src}: {chain}");
+        assert_eq!(sys.snapshot(), before, "{src}");
+    }
+}
+
+#[test]
+fn unverified_raw_block_is_refused_unless_allowed() {
+    let sys = fake();
+    let json = r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#;
+    let e = apply_json(&sys, json, MP).unwrap_err();
+    assert!(matches!(e, ApplyError::Unverified(_)), "{e}");
+    assert_eq!(sys.count(Op::Stat), 0, "refused before touching anything");
+}
+
+#[test]
+fn corrupted_status_is_refused_and_unwound() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let v = Volume::parse(&verity_json("/dev/vdb")).unwrap();
+    // Find the name it will get, mark it corrupt.
+    let a = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap();
+    let name = a.dm_name.unwrap();
+    apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    sys.set_corrupt(name.as_str());
+    let e = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap_err();
+    assert!(matches!(e, ApplyError::NotVerified { .. }), "{e}");
+    assert_eq!(sys.snapshot(), before);
+}
+
+#[test]
+fn something_else_mounted_at_the_mount_point_is_refused() {
+    let sys = fake();
+    sys.add_dir(MP);
+    let direct = r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{"metadata":{"a":"b"}}}"#;
+    apply_json(&sys, direct, MP).unwrap();
+    let e = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err();
+    assert!(matches!(e, ApplyError::MountPointBusy(_)), "{e}");
+    assert_eq!(sys.snapshot().dm.len(), 0);
+}
+
+/// Every system call made during a successful apply, failed in turn (the n-th call of each
+/// op), leaves the system exactly as it was, and the error names the step.
+#[test]
+fn every_step_failing_in_turn_leaves_nothing_behind() {
+    for source in ["/dev/vdb", "/images/layer.img"] {
+        let probe = fake();
+        apply_json(&probe, &verity_json(source), MP).unwrap();
+        let calls = probe.calls();
+        let mut tried = 0;
+        for op in [
+            Op::Stat,
+            Op::BlockInfo,
+            Op::LoopAttach,
+            Op::DmList,
+            Op::DmCreate,
+            Op::DmLoad,
+            Op::DmResume,
+            Op::MakeNode,
+            Op::DmStatus,
+            Op::DmTable,
+            Op::MakeDir,
+            Op::Mount,
+            Op::Mounts,
+        ] {
+            let n = calls.iter().filter(|c| **c == op).count();
+            for nth in 0..n {
+                let sys = fake();
+                let before = sys.snapshot();
+                sys.fail_nth(op, nth, nix::libc::EIO);
+                let e = apply_json(&sys, &verity_json(source), MP).expect_err(&format!(
+                    "{source}: {op:?} #{nth} failing must fail the apply"
+                ));
+                assert_eq!(
+                    sys.snapshot(),
+                    before,
+                    "{source}: {op:?} #{nth} left something: {e}"
+                );
+                if let ApplyError::Step { undo_failures, .. } = &e {
+                    assert!(undo_failures.is_empty(), "{undo_failures:?}");
+                }
+                tried += 1;
+            }
+        }
+        assert!(tried >= 12, "{source}: only {tried} failure points");
+    }
+}
+
+/// A failing undo is reported, not hidden.
+#[test]
+fn failed_rollback_is_reported() {
+    let sys = fake();
+    sys.fail_nth(Op::Mount, 0, nix::libc::EIO);
+    sys.fail_nth(Op::DmRemove, 0, nix::libc::EBUSY);
+    let e = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err();
+    match e {
+        ApplyError::Step {
+            step: Step::Mount,
+            undo_failures,
+            ..
+        } => assert_eq!(undo_failures.len(), 1, "{undo_failures:?}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn teardown_of_nothing_is_success_and_teardown_steps_fail_cleanly() {
+    let sys = fake();
+    let t = apply::teardown(&sys, Path::new("/nowhere"), &[]).unwrap();
+    assert!(!t.unmounted);
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
+    sys.fail_nth(Op::Unmount, 0, nix::libc::EBUSY);
+    let e = apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ApplyError::Step {
+                step: Step::Unmount,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Retrying after the failure finishes the job.
+    apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    assert!(sys.snapshot().dm.is_empty());
+    assert!(sys.snapshot().mounts.is_empty());
+}
