@@ -12,3 +12,4 @@ pub mod verity;
 pub mod volume;
 pub mod system;
 pub mod apply;
+pub mod manager;

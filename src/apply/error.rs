@@ -28,6 +28,8 @@ pub enum Step {
     MakeMountPoint,
     /// Mounting.
     Mount,
+    /// Removing the mount point.
+    RemoveMountPoint,
     /// Unmounting.
     Unmount,
     /// Removing the dm device.
@@ -48,6 +50,7 @@ impl fmt::Display for Step {
             Step::CheckStatus => "check the verity status",
             Step::MakeMountPoint => "create the mount point",
             Step::Mount => "mount",
+            Step::RemoveMountPoint => "remove the mount point",
             Step::Unmount => "unmount",
             Step::RemoveDevice => "remove the dm device",
             Step::DetachLoop => "detach the loop device",

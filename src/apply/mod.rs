@@ -254,6 +254,17 @@ fn ensure_node(
     Ok(node)
 }
 
+/// The directories `mount_point` needs created, outermost first (nothing is created).
+pub fn missing_dirs(sys: &dyn System, mount_point: &Path) -> Vec<PathBuf> {
+    let mut missing: Vec<PathBuf> = mount_point
+        .ancestors()
+        .take_while(|d| sys.stat(d).is_err())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    missing
+}
+
 /// Creates the mount point and any missing parents, recording their removal.
 fn make_dirs(
     sys: &dyn System,

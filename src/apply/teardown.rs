@@ -111,8 +111,19 @@ pub fn teardown(
             }
         }
     }
+    // Directories we created, innermost first. One still holding another mount point (a
+    // parent shared with a later volume) stays; the last volume under it removes it.
     for dir in remove_dirs.iter().rev() {
-        gone_ok(sys.remove_dir(dir)).map_err(step(Step::MakeMountPoint))?;
+        match sys.remove_dir(dir) {
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY | nix::libc::EEXIST)
+                ) => {}
+            other => {
+                gone_ok(other).map_err(step(Step::RemoveMountPoint))?;
+            }
+        }
     }
     Ok(done)
 }

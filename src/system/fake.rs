@@ -44,11 +44,14 @@ pub enum Op {
     BlockInfo,
     MakeDir,
     RemoveDir,
+    ReadDevice,
 }
 
 impl Op {
     /// Every operation that changes the system (the ones a transaction must undo).
-    pub const MUTATING: [Op; 10] = [
+    pub const MUTATING: [Op; 12] = [
+        Op::MakeDir,
+        Op::RemoveDir,
         Op::DmCreate,
         Op::DmLoad,
         Op::DmResume,
@@ -89,6 +92,8 @@ struct State {
     calls: Vec<Op>,
     /// Fail the call of this op after this many more calls of it succeed.
     fail: Vec<(Op, usize, i32)>,
+    /// After this many more mutating calls, every mutating call fails (a process that died).
+    crash_after: Option<usize>,
 }
 
 /// What exists in the fake, for "nothing left behind" assertions.
@@ -168,6 +173,19 @@ impl FakeSystem {
         self.lock().fail.push((op, nth, errno));
     }
 
+    /// Simulates a crash: after `n` more mutating calls, every mutating call fails with EIO
+    /// (so neither the operation nor its rollback changes anything any more).
+    pub fn crash_after(&self, n: usize) {
+        self.lock().crash_after = Some(n);
+    }
+
+    /// Ends every injected failure and crash (the "restarted" process works again).
+    pub fn clear_failures(&self) {
+        let mut s = self.lock();
+        s.fail.clear();
+        s.crash_after = None;
+    }
+
     /// Makes the dm device report corruption (`C`).
     pub fn set_corrupt(&self, name: &str) {
         self.lock().corrupt.insert(name.to_owned());
@@ -212,6 +230,13 @@ impl FakeSystem {
             f.1 = f.1.wrapping_sub(1);
         }
         s.fail.retain(|f| f.0 != op || f.1 != usize::MAX);
+        if Op::MUTATING.contains(&op) {
+            match s.crash_after {
+                Some(0) => fail = Some(libc::EIO),
+                Some(n) => s.crash_after = Some(n - 1),
+                None => {}
+            }
+        }
         match fail {
             Some(errno) => Err(err(name, target, errno)),
             None => Ok(s),
@@ -514,5 +539,18 @@ impl System for FakeSystem {
         } else {
             Err(err("remove directory", path.display(), libc::ENOENT))
         }
+    }
+
+    fn read_device(&self, path: &Path) -> SysResult<u64> {
+        let s = self.enter(Op::ReadDevice, "read", &path.display())?;
+        let Some(dev) = s.nodes.get(path).copied() else {
+            return Err(err("read", path.display(), libc::ENOENT));
+        };
+        if let Some((name, _)) = s.dm.iter().find(|(_, d)| d.dev == dev) {
+            if s.corrupt.contains(name) {
+                return Err(err("read", path.display(), libc::EIO));
+            }
+        }
+        Ok(s.block_info.get(&dev).map(|b| b.size.0).unwrap_or(0))
     }
 }

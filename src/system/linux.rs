@@ -357,6 +357,11 @@ impl System for LinuxSystem {
     fn remove_dir(&self, path: &Path) -> SysResult<()> {
         fs::remove_dir(path).map_err(io_err("remove directory", path.display()))
     }
+
+    fn read_device(&self, path: &Path) -> SysResult<u64> {
+        let mut f = fs::File::open(path).map_err(io_err("open", path.display()))?;
+        io::copy(&mut f, &mut io::sink()).map_err(io_err("read", path.display()))
+    }
 }
 
 fn target_lines(lines: &[(u64, u64, String, String)]) -> String {

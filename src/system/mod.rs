@@ -177,4 +177,7 @@ pub trait System: Send + Sync {
     fn make_dir(&self, path: &Path) -> SysResult<bool>;
     /// Removes an empty directory.
     fn remove_dir(&self, path: &Path) -> SysResult<()>;
+    /// Reads a whole block device (forcing dm-verity to check every block); returns the
+    /// bytes read.
+    fn read_device(&self, path: &Path) -> SysResult<u64>;
 }

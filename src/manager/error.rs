@@ -1,0 +1,104 @@
+//! Manager errors, each with the [`ErrorKind`] a protocol maps to its status code.
+
+use std::path::PathBuf;
+
+use crate::apply::ApplyError;
+use crate::plan::PlanError;
+use crate::volume::VolumeError;
+
+/// The class of an error, for protocol status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed request.
+    InvalidArgument,
+    /// Refused by policy.
+    PermissionDenied,
+    /// Nothing there.
+    NotFound,
+    /// Something different is already there.
+    AlreadyExists,
+    /// A limit was reached.
+    ResourceExhausted,
+    /// The system failed.
+    Internal,
+}
+
+/// Why a manager operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The request carries no volume option.
+    #[error("No io.katacontainers.volume option in options or driver_options")]
+    NoVolumeOption,
+    /// The volume is malformed.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// The request is malformed in another field.
+    #[error("Invalid {field} {value:?}: {why}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// Policy refused the request.
+    #[error("Refused by policy: {0}")]
+    Policy(String),
+    /// Another volume is already mounted there.
+    #[error("Mount point {mount_point:?} already holds a different volume ({existing})")]
+    Conflict {
+        /// The mount point.
+        mount_point: PathBuf,
+        /// What is there.
+        existing: String,
+    },
+    /// The mount point is not managed here.
+    #[error("No volume is mounted at {0:?}")]
+    NotFound(PathBuf),
+    /// Too many volumes.
+    #[error("Too many volumes: the limit is {0}")]
+    TooMany(usize),
+    /// Setting up or tearing down failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The state file could not be read or written.
+    #[error("Cannot {op} the state file")]
+    State {
+        /// "read" or "write".
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ManagerError {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NoVolumeOption | Self::Volume(_) | Self::Invalid { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            Self::Policy(_) => ErrorKind::PermissionDenied,
+            Self::Conflict { .. } => ErrorKind::AlreadyExists,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::TooMany(_) => ErrorKind::ResourceExhausted,
+            Self::State { .. } => ErrorKind::Internal,
+            Self::Apply(a) => match a {
+                ApplyError::Unverified(_) => ErrorKind::PermissionDenied,
+                ApplyError::Source { .. }
+                | ApplyError::MountPoint { .. }
+                | ApplyError::NoFsType(_) => ErrorKind::InvalidArgument,
+                ApplyError::Plan(PlanError::MountOption(_)) => ErrorKind::PermissionDenied,
+                ApplyError::Plan(_) => ErrorKind::InvalidArgument,
+                ApplyError::MountPointBusy(_) => ErrorKind::AlreadyExists,
+                ApplyError::NotVerified { .. } => ErrorKind::PermissionDenied,
+                ApplyError::Step { source, .. } if source.is_not_found() => {
+                    ErrorKind::InvalidArgument
+                }
+                ApplyError::Step { .. } => ErrorKind::Internal,
+            },
+        }
+    }
+}

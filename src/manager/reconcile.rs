@@ -1,0 +1,119 @@
+//! Reconciling saved state with what the kernel shows, at start: re-adopt active volumes
+//! that are still mounted, tear down what a crash left half done, and remove orphans (our
+//! dm devices that no entry accounts for, with any mount of them).
+
+use std::path::Path;
+
+use super::state::{Entry, Phase, STATE_VERSION, State};
+use crate::apply;
+use crate::plan::DmName;
+use crate::system::{DevNum, MountEntry, System};
+
+/// What reconciliation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Mount points re-adopted.
+    pub adopted: usize,
+    /// Entries dropped (half set up, or gone from the system).
+    pub dropped: usize,
+    /// Orphan dm devices removed.
+    pub orphans_removed: usize,
+    /// Problems met (cleanup continues past them).
+    pub problems: Vec<String>,
+}
+
+fn dm_dev(devices: &[crate::system::DmDevice], name: &str) -> Option<DevNum> {
+    devices.iter().find(|d| d.name == name).map(|d| d.dev)
+}
+
+fn top_mount<'a>(mounts: &'a [MountEntry], mp: &Path) -> Option<&'a MountEntry> {
+    mounts.iter().rev().find(|m| m.target == mp)
+}
+
+/// Returns the state to keep and a report.
+pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
+    let mut report = Reconciled::default();
+    let mounts = sys.mounts().unwrap_or_else(|e| {
+        report.problems.push(e.to_string());
+        Vec::new()
+    });
+    let devices = sys.dm_list().unwrap_or_else(|e| {
+        report.problems.push(e.to_string());
+        Vec::new()
+    });
+    let mut keep: Vec<Entry> = Vec::new();
+    for e in saved.entries {
+        let top = top_mount(&mounts, &e.mount_point);
+        let mounted_ours = match (&e.dm_name, top) {
+            (Some(n), Some(m)) => dm_dev(&devices, n) == Some(m.dev),
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        if e.phase == Phase::Active && mounted_ours {
+            report.adopted += 1;
+            keep.push(e);
+            continue;
+        }
+        // Half set up, or gone: undo whatever of it is there.
+        report.dropped += 1;
+        let dirs = if mounted_ours || top.is_none() {
+            e.created_dirs.clone()
+        } else {
+            Vec::new()
+        };
+        if mounted_ours {
+            if let Err(err) = apply::teardown(sys, &e.mount_point, &dirs) {
+                report.problems.push(err.to_string());
+            }
+        } else if let Err(err) = apply::teardown(sys, Path::new("/nonexistent-mount-point"), &dirs)
+        {
+            report.problems.push(err.to_string());
+        }
+    }
+    // Orphans: our devices that no kept entry accounts for.
+    let mounts = sys.mounts().unwrap_or_default();
+    for d in sys.dm_list().unwrap_or_default() {
+        let Ok(name) = DmName::new(&d.name) else {
+            continue;
+        };
+        if !name.is_ours()
+            || keep
+                .iter()
+                .any(|e| e.dm_name.as_deref() == Some(name.as_str()))
+        {
+            continue;
+        }
+        for m in mounts.iter().rev().filter(|m| m.dev == d.dev) {
+            if let Err(err) = apply::teardown(sys, &m.target, &[]) {
+                report.problems.push(err.to_string());
+            }
+        }
+        let still = sys
+            .dm_list()
+            .unwrap_or_default()
+            .iter()
+            .any(|x| x.name == d.name);
+        if still {
+            match sys
+                .dm_remove(&name, false)
+                .or_else(|_| sys.dm_remove(&name, true))
+            {
+                Ok(()) => {
+                    let _ = sys.remove_file(Path::new(&name.node_path()));
+                }
+                Err(err) => {
+                    report.problems.push(err.to_string());
+                    continue;
+                }
+            }
+        }
+        report.orphans_removed += 1;
+    }
+    (
+        State {
+            version: STATE_VERSION,
+            entries: keep,
+        },
+        report,
+    )
+}

@@ -1,0 +1,127 @@
+//! The manager's persistent state: one JSON file, written atomically (temp file, fsync,
+//! rename, fsync of the folder), behind [`StateStore`] so tests can fail any write.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Format version of the state file.
+pub const STATE_VERSION: u32 = 1;
+/// File name inside the state folder.
+pub const STATE_FILE: &str = "volumes.json";
+
+/// Where a volume is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Being set up (written before the first system change: a crash leaves this behind).
+    Pending,
+    /// Set up and mounted.
+    Active,
+}
+
+/// One mount point the manager owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The mount point.
+    pub mount_point: PathBuf,
+    /// The volume type's wire name.
+    pub volume_type: String,
+    /// The source as requested.
+    pub source: String,
+    /// What identifies the same volume on the same device (dm name, or the source identity).
+    pub key: String,
+    /// The verity device, for verified volumes.
+    pub dm_name: Option<String>,
+    /// The root hash, for verified volumes.
+    pub root_hash: Option<String>,
+    /// Directories created for the mount point.
+    pub created_dirs: Vec<PathBuf>,
+    /// Phase.
+    pub phase: Phase,
+}
+
+/// The whole state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Format version.
+    pub version: u32,
+    /// Entries by mount point order.
+    pub entries: Vec<Entry>,
+}
+
+/// Loads and saves the state.
+pub trait StateStore: Send + Sync {
+    /// The saved state (empty when none was ever saved).
+    fn load(&self) -> io::Result<State>;
+    /// Saves the state atomically.
+    fn save(&self, state: &State) -> io::Result<()>;
+}
+
+/// The state in `<dir>/volumes.json`.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+impl FileStore {
+    /// A store in `dir` (created on first save).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+}
+
+impl StateStore for FileStore {
+    fn load(&self) -> io::Result<State> {
+        match fs::read(self.path()) {
+            Ok(bytes) => {
+                let state: State = serde_json::from_slice(&bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", self.path().display()),
+                    )
+                })?;
+                if state.version != STATE_VERSION {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: unsupported state version {}",
+                            self.path().display(),
+                            state.version
+                        ),
+                    ));
+                }
+                Ok(state)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State {
+                version: STATE_VERSION,
+                entries: Vec::new(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn save(&self, state: &State) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let tmp = self.dir.join(format!(".{STATE_FILE}.tmp"));
+        let bytes = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+        {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, self.path())?;
+        sync_dir(&self.dir)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
