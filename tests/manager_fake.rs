@@ -60,7 +60,7 @@ fn option(i: usize, source: &str) -> String {
     encode_option(&w)
 }
 
-fn system(layers: usize) -> Arc<FakeSystem> {
+fn system(layers: u32) -> Arc<FakeSystem> {
     let f = FakeSystem::new();
     f.add_dir("/run");
     for i in 0..layers {
@@ -68,7 +68,7 @@ fn system(layers: usize) -> Arc<FakeSystem> {
             &format!("/dev/vd{i}"),
             DevNum {
                 major: 254,
-                minor: i as u32 * 16,
+                minor: i * 16,
             },
             16 << 20,
         );
