@@ -5,6 +5,27 @@
 DISKS=(tarfs512 verity4k corrupt plain)
 declare -A DISK_FILE=([tarfs512]=tarfs512.img [verity4k]=verity4k.img [corrupt]=corrupt.img [plain]=plain.erofs)
 
+scenario_names() {
+  local f names=()
+  for f in "$HERE"/guest/scenarios/[0-9][0-9]-*.sh; do
+    f=${f##*/}
+    f=${f%.sh}
+    names+=("${f#[0-9][0-9]-}")
+  done
+  echo "${names[*]}"
+}
+
+# VM_SCENARIOS must name existing scenarios (checked before anything is built)
+check_scenarios() {
+  VM_SCENARIOS=${VM_SCENARIOS:-}
+  VM_SCENARIOS=${VM_SCENARIOS//,/ }
+  local s
+  for s in $VM_SCENARIOS; do
+    compgen -G "$HERE/guest/scenarios/[0-9][0-9]-$s.sh" >/dev/null ||
+      die "VM_SCENARIOS: no scenario '$s' (have: $(scenario_names))"
+  done
+}
+
 # boot_vm MODE (tests|demo): console in $CONSOLE; sets QEMU_RC, QEMU_WALL
 boot_vm() {
   local mode=$1 append i=0 s bios=() drives=() t0
@@ -77,7 +98,11 @@ report() {
     echo "==== last console lines"
     tail -n 30 <<<"$log"
   fi
-  ((pass + failed > 0)) || echo "no scenario ran"
+  # "boot" is setup: it alone does not count as a scenario having run
+  local ran
+  ran=$(grep -cE '^VMTEST-(PASS|FAIL) ' <<<"$log" || true)
+  grep -qE '^VMTEST-(PASS|FAIL) boot\b' <<<"$log" && ran=$((ran - 1))
+  ((ran > 0)) || echo "no scenario ran"
   echo "$pass passed, $failed failed"
-  ((failed == 0 && pass > 0)) && [[ -n $ended ]]
+  ((failed == 0 && ran > 0)) && [[ -n $ended ]]
 }

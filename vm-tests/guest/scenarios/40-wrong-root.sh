@@ -1,5 +1,7 @@
 # A root hash that does not match the disk: the request fails cleanly (exit 1, "error:"),
-# and nothing is left behind: no dm device, no /dev/mapper node, no mount.
+# and nothing is left behind: no dm device, no /dev/mapper node, no mount. Then the right
+# root hash on the same disk and mount point works: the failure was the hash, and the failed
+# attempt left nothing in the way (a leaked device or name would block this retry).
 MP=$MOUNT_ROOT/vmtest-wrong-root
 trap '$KV umount "$MP" >/dev/null 2>&1' EXIT
 
@@ -12,4 +14,11 @@ grep -q '^error: ' "$KV_ERR" || fail "no 'error: …' line on stderr"
 [ "$(ls /dev/mapper | grep '^kata-volume-' | tr '\n' ' ')" = "$nodes_before" ] ||
   fail "a /dev/mapper/kata-volume-* node was left behind: $(ls /dev/mapper | tr '\n' ' ')"
 [ -z "$(mounts_at "$MP")" ] || fail "$MP is mounted after a failed request"
+
+say "control: the right root hash, same disk, same mount point"
+kv_mount "$OPT_512" "$TARFS512_DISK" "$MP"
+check_verity_mount "$MP" "$TARFS512_DISK" "$TABLE_512"
+name=$(json_field dm_name)
+kv_umount "$MP"
+check_gone "$MP" "$name"
 say "ok"
