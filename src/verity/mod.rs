@@ -3,6 +3,7 @@
 //!
 //! Knows nothing about requests, volumes or the system: everything here is pure.
 
+pub mod engine;
 mod hash_tree;
 mod params;
 mod table;
