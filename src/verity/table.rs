@@ -169,14 +169,22 @@ impl FromStr for VerityTarget {
         let words: Vec<&str> = s.split_ascii_whitespace().collect();
         let mut w = words.into_iter();
         let mut next = |why| w.next().ok_or_else(|| bad(why));
-        let num = |v: &str, why| v.parse::<u64>().map_err(|_| bad(why));
+        // Plain decimal, as the kernel's `sscanf("%u")` reads it: no sign.
+        let num = |v: &str, why| {
+            if !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(why));
+            }
+            v.parse::<u64>().map_err(|_| bad(why))
+        };
+        // A word the kernel splits on (`isspace`) or that `VerityTarget::new` would refuse.
+        let word = |what, v: &str| check_word(what, v).map(|()| v.to_owned());
         let version = u32::try_from(num(next("missing version")?, "bad version")?)
             .map_err(|_| bad("bad version"))?;
         if version > 1 {
             return Err(bad("unsupported version"));
         }
-        let data_device = next("missing data device")?.to_owned();
-        let hash_device = next("missing hash device")?.to_owned();
+        let data_device = word("device", next("missing data device")?)?;
+        let hash_device = word("device", next("missing hash device")?)?;
         let data_block_size = BlockSize::new(num(
             next("missing data block size")?,
             "bad data block size",
@@ -205,9 +213,10 @@ impl FromStr for VerityTarget {
                     "panic_on_error" => VerityOption::PanicOnError,
                     "ignore_zero_blocks" => VerityOption::IgnoreZeroBlocks,
                     "check_at_most_once" => VerityOption::CheckAtMostOnce,
-                    "root_hash_sig_key_desc" => VerityOption::RootHashSigKeyDesc(
-                        next("missing key description")?.to_owned(),
-                    ),
+                    "root_hash_sig_key_desc" => VerityOption::RootHashSigKeyDesc(word(
+                        "root_hash_sig_key_desc",
+                        next("missing key description")?,
+                    )?),
                     _ => return Err(bad("unsupported optional argument")),
                 };
                 left = left
@@ -274,6 +283,7 @@ impl FromStr for VerityTable {
         }
         let length = parts
             .next()
+            .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|l| l.parse::<u64>().ok())
             .map(Sectors)
             .ok_or_else(|| bad("bad length"))?;
@@ -283,7 +293,16 @@ impl FromStr for VerityTable {
         let target: VerityTarget = parts
             .next()
             .ok_or_else(|| bad("missing parameters"))?
-            .parse()?;
+            .parse()
+            .map_err(|e| match e {
+                // Name the whole line, not just its parameters.
+                VerityError::Table { why, .. } => bad(why),
+                other => other,
+            })?;
+        // The kernel refuses an empty target and one longer than its data blocks.
+        if length.0 == 0 || target.length().is_none_or(|data| length > data) {
+            return Err(bad("length must be from 1 to the data blocks' sectors"));
+        }
         Ok(Self { length, target })
     }
 }
