@@ -270,10 +270,17 @@ impl<'a> Fields<'a> {
             (_, None | Some(Json::Null)) => Ok(BTreeMap::new()),
             (field, Some(Json::Object(members))) => {
                 let mut out = BTreeMap::new();
+                // A key is host data: quoted and shortened in messages, so that an error
+                // stays one line whatever the key holds.
+                let key_path = |k: &str| format!("{field}.{:?}", super::model::truncate(k));
                 for (k, v) in members {
-                    let value = as_string(format!("{field}.{k}"), Some(v))?;
+                    let value = match v {
+                        Json::String(s) => s.clone(),
+                        Json::Null => String::new(),
+                        other => as_string(key_path(k), Some(other))?,
+                    };
                     if out.insert(k.clone(), value).is_some() {
-                        return Err(VolumeError::DuplicateField(format!("{field}.{k}")));
+                        return Err(VolumeError::DuplicateField(key_path(k)));
                     }
                 }
                 Ok(out)
