@@ -173,6 +173,12 @@ pub const DEFAULT_FS_OPTIONS: &[&str] = &[
     "errors=remount-ro",
 ];
 
+/// Options that loosen or re-target a mount: refused whatever an allowlist says, because as
+/// mount data the kernel's generic parser would act on some of them (`rw` clears `SB_RDONLY`).
+const NEVER_ALLOWED: &[&str] = &[
+    "rw", "dev", "exec", "suid", "async", "remount", "bind", "rbind", "move",
+];
+
 /// What to mount, how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountSpec {
@@ -311,7 +317,7 @@ pub fn mount_options(
             "noatime" => flags.noatime = true,
             "nodiratime" => flags.nodiratime = true,
             "" | "defaults" => {}
-            other if allowed.contains(&other) => {
+            other if allowed.contains(&other) && !NEVER_ALLOWED.contains(&other) => {
                 if !data.contains(&other) {
                     data.push(other);
                 }
