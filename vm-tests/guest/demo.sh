@@ -5,6 +5,7 @@ BAD=$MOUNT_ROOT/demo-corrupt
 h() { printf '\n==== %s\n' "$*"; }
 run() { echo "\$ $*"; "$@" 2>&1; }
 
+echo "kata-volume under test: $(command -v "$KV") ($(stat -c %s "$(command -v "$KV")") bytes)"
 h "the request: a Kata virtual volume (tarfs layout: 512-byte data blocks, 4 KiB hash blocks)"
 echo "option: ${OPT_512:0:60}…"
 echo "decoded: $(echo "${OPT_512#io.katacontainers.volume=}" | base64 -d)"
@@ -31,7 +32,8 @@ fi
 echo "mount:  $(mounts_at "$MP" | awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 2) " on " $5 " type " $(i + 1) " (" $6 ")"; exit } }')"
 
 h "reading through dm-verity"
-run ls -lR "$MP" | head -n 20
+echo "\$ find $MP -type f | xargs ls -l"
+(cd "$MP" && find . -type f | sort | while IFS= read -r f; do ls -l "$f"; done)
 run cat "$MP/hello.txt"
 echo "sha256 of every file, checked against the host's:"
 (cd "$MP" && sha256sum -c "$MANIFEST")
@@ -54,5 +56,6 @@ h "teardown"
 kv umount "$MP"
 kv umount "$BAD"
 kv umount "$MOUNT_ROOT/demo-wrong"
-echo "dm devices left: $(ls /sys/block | grep '^dm-' | tr '\n' ' ')"
+left=$(ls /sys/block | grep '^dm-' | tr '\n' ' ')
+echo "dm devices left: ${left:-none}"
 echo "mounts under $MOUNT_ROOT: $(mounts_under "$MOUNT_ROOT" | wc -l)"
