@@ -13,3 +13,4 @@ pub mod volume;
 pub mod system;
 pub mod apply;
 pub mod manager;
+pub mod service;

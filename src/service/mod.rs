@@ -1,0 +1,3 @@
+//! The ttrpc service: a thin async shim over [`crate::manager`].
+
+pub mod proto;
