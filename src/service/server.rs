@@ -1,0 +1,141 @@
+//! Running the service: bind, accept until told to stop, then drain — refuse new requests,
+//! let those in flight finish and answer, close the connections. What happens to the mounts
+//! afterwards is the caller's choice (the daemon keeps them by default: a restarted daemon
+//! re-adopts them).
+
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use slog::{Logger, info, warn};
+use ttrpc::r#async::Server;
+
+use super::Address;
+use super::handler::{Handler, Inflight};
+use super::proto::kata_volume_ttrpc::create_kata_volume;
+use crate::manager::VolumeManager;
+
+/// Time given to the last responses to reach their sockets before connections close.
+const FLUSH_GRACE: Duration = Duration::from_millis(100);
+
+/// Why the service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Another process is serving on the unix socket.
+    #[error("Another daemon is listening on {0}")]
+    InUse(PathBuf),
+    /// A stale socket file could not be removed.
+    #[error("Cannot remove the stale socket {path}")]
+    Stale {
+        /// The socket file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Binding or starting the listener failed.
+    #[error("Cannot listen on {addr}: {why}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// What ttrpc reported.
+        why: String,
+    },
+}
+
+/// A bound, accepting service; [`Listening::run`] serves until shutdown.
+pub struct Listening {
+    server: Server,
+    handler: Arc<Handler>,
+    addr: Address,
+    log: Logger,
+}
+
+/// Binds `addr` and starts accepting requests for `manager`. A unix socket file left by a
+/// daemon that died is replaced; one that a live daemon answers on is an error.
+pub async fn bind(
+    addr: &Address,
+    manager: Arc<VolumeManager>,
+    log: Logger,
+) -> Result<Listening, ServeError> {
+    if let Some(path) = addr.unix_path() {
+        remove_stale_socket(path)?;
+    }
+    let listen_err = |e: ttrpc::Error| ServeError::Listen {
+        addr: addr.to_string(),
+        why: e.to_string(),
+    };
+    let handler = Arc::new(Handler {
+        manager,
+        log: log.clone(),
+        inflight: Inflight::default(),
+    });
+    let mut server = Server::new()
+        .bind(&addr.to_string())
+        .map_err(listen_err)?
+        .register_service(create_kata_volume(handler.clone()));
+    server.start().await.map_err(listen_err)?;
+    info!(log, "listening"; "addr" => %addr, "version" => env!("CARGO_PKG_VERSION"));
+    Ok(Listening {
+        server,
+        handler,
+        addr: addr.clone(),
+        log,
+    })
+}
+
+impl Listening {
+    /// Serves until `shutdown` completes, then stops accepting, waits for the requests in
+    /// flight (new ones on open connections get `UNAVAILABLE`), and closes the connections.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        let n = self.handler.inflight.count();
+        info!(self.log, "shutting down"; "in_flight" => n);
+        self.server.stop_listen().await;
+        self.handler.inflight.drain().await;
+        tokio::time::sleep(FLUSH_GRACE).await;
+        if let Err(e) = self.server.shutdown().await {
+            warn!(self.log, "closing connections failed"; "error" => %e);
+        }
+        if let Some(path) = self.addr.unix_path() {
+            if let Err(e) = std::fs::remove_file(path) {
+                warn!(self.log, "cannot remove the socket"; "path" => %path.display(), "error" => %e);
+            }
+        }
+        info!(self.log, "stopped");
+    }
+}
+
+/// Binds `addr` and serves `manager` until `shutdown` completes (see [`Listening::run`]).
+pub async fn serve(
+    addr: &Address,
+    manager: Arc<VolumeManager>,
+    log: Logger,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    bind(addr, manager, log).await?.run(shutdown).await;
+    Ok(())
+}
+
+/// Removes a socket file nobody answers on.
+fn remove_stale_socket(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        // Not ours to delete; the bind reports the clash.
+        return Ok(());
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(ServeError::InUse(path.to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .map_err(|source| ServeError::Stale {
+                path: path.to_owned(),
+                source,
+            }),
+        Err(_) => Ok(()),
+    }
+}
