@@ -8,6 +8,7 @@
 //! [`volume`] (wire format and typed model) → [`plan`] (what to build). Nothing reaches back up.
 
 pub mod plan;
+pub mod policy;
 pub mod verity;
 pub mod volume;
 pub mod system;

@@ -157,21 +157,8 @@ impl fmt::Display for MountFlags {
     }
 }
 
-/// Filesystem-specific options a host may pass (everything else is refused).
-pub const DEFAULT_FS_OPTIONS: &[&str] = &[
-    "acl",
-    "noacl",
-    "user_xattr",
-    "nouser_xattr",
-    "cache_strategy=disabled",
-    "cache_strategy=readahead",
-    "cache_strategy=readaround",
-    "dax",
-    "dax=always",
-    "dax=never",
-    "errors=continue",
-    "errors=remount-ro",
-];
+pub use crate::policy::DEFAULT_FS_OPTIONS;
+
 
 /// Options that loosen or re-target a mount: refused whatever an allowlist says, because as
 /// mount data the kernel's generic parser would act on some of them (`rw` clears `SB_RDONLY`).

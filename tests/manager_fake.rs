@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use kata_volume::manager::{
     ErrorKind, ManagerOptions, Phase, State, StateStore, Storage, VolumeManager,
 };
+use kata_volume::policy::Policy;
 use kata_volume::system::{DevNum, FakeSystem, Op};
 use kata_volume::volume::{KataVirtualVolume, Volume, encode_option};
 
@@ -44,6 +45,16 @@ impl StateStore for MemStore {
         }
         *self.state.lock().unwrap() = Some(state.clone());
         Ok(())
+    }
+}
+
+/// The default policy, with the test's mount root.
+fn opts() -> ManagerOptions {
+    ManagerOptions {
+        policy: Policy {
+            mount_root: PathBuf::from("/run"),
+            ..Policy::default()
+        },
     }
 }
 
@@ -86,9 +97,7 @@ fn storage(layer: usize, mp: &str) -> Storage {
 }
 
 fn manager(sys: &Arc<FakeSystem>, store: Arc<dyn StateStore>) -> VolumeManager {
-    VolumeManager::new(sys.clone(), store, ManagerOptions::default())
-        .unwrap()
-        .0
+    VolumeManager::new(sys.clone(), store, opts()).unwrap().0
 }
 
 #[test]
@@ -215,7 +224,7 @@ fn restart_readopts_what_is_mounted() {
     m.add_storage(&storage(0, "/run/b")).unwrap();
     m.add_storage(&storage(1, "/run/c")).unwrap();
     drop(m);
-    let (m2, report) = VolumeManager::new(sys.clone(), store, ManagerOptions::default()).unwrap();
+    let (m2, report) = VolumeManager::new(sys.clone(), store, opts()).unwrap();
     assert_eq!(report.adopted, 3);
     assert_eq!(report.orphans_removed, 0);
     assert_eq!(m2.list().len(), 3);
@@ -246,8 +255,7 @@ fn restart_after_a_crash_mid_setup_leaks_nothing() {
         drop(m);
         sys.clear_failures();
         store.fail_after.store(0, Ordering::SeqCst);
-        let (m2, report) =
-            VolumeManager::new(sys.clone(), store.clone(), ManagerOptions::default()).unwrap();
+        let (m2, report) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
         if crash_after < steps {
             assert_eq!(
                 sys.snapshot(),
@@ -287,8 +295,7 @@ fn state_write_failure_leaves_system_and_state_consistent() {
         );
         // A restart with a working disk cleans any pending entry.
         store.fail_after.store(0, Ordering::SeqCst);
-        let (m2, _) =
-            VolumeManager::new(sys.clone(), store.clone(), ManagerOptions::default()).unwrap();
+        let (m2, _) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
         assert!(m2.list().is_empty());
         assert!(store.load().unwrap().entries.is_empty());
         let _ = PathBuf::new();

@@ -18,7 +18,7 @@ mod txn;
 use std::path::{Path, PathBuf};
 
 pub use error::{ApplyError, Step};
-pub use resolve::{Resolved, SourceKind, resolve_source};
+pub use resolve::{Resolved, SourceKind, confine_mount_point, resolve_source};
 pub use teardown::{Teardown, teardown};
 
 use crate::plan::{self, BlockDevice, DmName, MountFlags, PlanError};
@@ -38,6 +38,21 @@ pub struct ApplyOptions {
     pub allow_files: bool,
     /// Whether raw-block volumes without `dm_verity` may be mounted.
     pub allow_unverified: bool,
+    /// When set, the mount point must lie inside this directory, reached without symlinks.
+    pub mount_root: Option<PathBuf>,
+}
+
+impl ApplyOptions {
+    /// The options a policy asks for.
+    pub fn from_policy(p: &crate::policy::Policy) -> Self {
+        Self {
+            verity_options: p.verity_options(),
+            allowed_fs_options: p.allowed_fs_options.clone(),
+            allow_files: p.allow_files,
+            allow_unverified: p.allow_unverified,
+            mount_root: Some(p.mount_root.clone()),
+        }
+    }
 }
 
 impl Default for ApplyOptions {
@@ -50,6 +65,7 @@ impl Default for ApplyOptions {
                 .collect(),
             allow_files: true,
             allow_unverified: false,
+            mount_root: None,
         }
     }
 }
@@ -105,6 +121,9 @@ pub fn apply(
     }
     let allowed: Vec<&str> = opts.allowed_fs_options.iter().map(String::as_str).collect();
     let (flags, data) = plan::mount_options(options, MountFlags::VERITY, &allowed)?;
+    if let Some(root) = &opts.mount_root {
+        confine_mount_point(sys, root, mount_point)?;
+    }
     let source = source.or(volume.source()).unwrap_or_default();
     let resolved = resolve_source(sys, source, opts.allow_files)?;
     let verity = volume.verity();

@@ -1,6 +1,6 @@
 //! Resolving a volume's source to something a dm table can sit on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::{ApplyError, Step};
 use crate::system::{DevNum, FileKind, System};
@@ -67,4 +67,55 @@ pub fn resolve_source(
         kind,
         identity,
     })
+}
+
+/// Checks that `mount_point` lies strictly inside `root` and that no existing component from
+/// `root` down is a symlink (so nothing can redirect the mount outside the root) or anything
+/// but a directory. Missing components are fine: they will be created as directories.
+pub fn confine_mount_point(
+    sys: &dyn System,
+    root: &Path,
+    mount_point: &Path,
+) -> Result<(), ApplyError> {
+    let bad = |why| ApplyError::MountPoint {
+        path: mount_point.to_owned(),
+        why,
+    };
+    if !crate::policy::is_normal_absolute(mount_point) {
+        return Err(bad(
+            "must be an absolute path without '.', '..' or repeated '/'",
+        ));
+    }
+    let Ok(below) = mount_point.strip_prefix(root) else {
+        return Err(bad("is outside the mount root"));
+    };
+    if below.as_os_str().is_empty() {
+        return Err(bad("is the mount root itself"));
+    }
+    let mut cur = root.to_path_buf();
+    let mut components = vec![None];
+    components.extend(below.components().map(Some));
+    for c in components {
+        if let Some(c) = c {
+            cur.push(c);
+        }
+        match sys.lstat(&cur) {
+            Ok(st) => match st.kind {
+                FileKind::Directory => {}
+                FileKind::Symlink => {
+                    return Err(bad("has a symlink on its way from the mount root"));
+                }
+                _ => return Err(bad("has a component that is not a directory")),
+            },
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(source) => {
+                return Err(ApplyError::Step {
+                    step: Step::MakeMountPoint,
+                    source,
+                    undo_failures: Vec::new(),
+                });
+            }
+        }
+    }
+    Ok(())
 }

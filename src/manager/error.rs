@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::apply::ApplyError;
 use crate::plan::PlanError;
+use crate::policy::PolicyError;
 use crate::volume::VolumeError;
 
 /// The class of an error, for protocol status codes.
@@ -43,8 +44,8 @@ pub enum ManagerError {
         why: &'static str,
     },
     /// Policy refused the request.
-    #[error("Refused by policy: {0}")]
-    Policy(String),
+    #[error("Refused by policy")]
+    Policy(#[from] PolicyError),
     /// Another volume is already mounted there.
     #[error("Mount point {mount_point:?} already holds a different volume ({existing})")]
     Conflict {

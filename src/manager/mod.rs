@@ -18,6 +18,7 @@ pub use state::{Entry, FileStore, Phase, STATE_FILE, State, StateStore};
 
 use crate::apply::{self, ApplyOptions};
 use crate::plan::DmName;
+use crate::policy::Policy;
 use crate::system::System;
 use crate::volume::{self, Volume};
 use locks::KeyedLocks;
@@ -70,28 +71,18 @@ pub struct CheckResult {
 }
 
 /// Manager settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ManagerOptions {
-    /// How volumes are applied.
-    pub apply: ApplyOptions,
-    /// Most volumes (mount points) at once.
-    pub max_volumes: usize,
-}
-
-impl Default for ManagerOptions {
-    fn default() -> Self {
-        Self {
-            apply: ApplyOptions::default(),
-            max_volumes: 1024,
-        }
-    }
+    /// What the host may ask for.
+    pub policy: Policy,
 }
 
 /// The volume manager.
 pub struct VolumeManager {
     sys: Arc<dyn System>,
     store: Arc<dyn StateStore>,
-    opts: ManagerOptions,
+    policy: Policy,
+    apply: ApplyOptions,
     state: Mutex<State>,
     locks: KeyedLocks,
 }
@@ -115,7 +106,8 @@ impl VolumeManager {
         let m = Self {
             sys,
             store,
-            opts,
+            apply: ApplyOptions::from_policy(&opts.policy),
+            policy: opts.policy,
             state: Mutex::new(state),
             locks: KeyedLocks::default(),
         };
@@ -144,18 +136,22 @@ impl VolumeManager {
         let option = volume::find_volume_option(&storage.options)?
             .or(volume::find_volume_option(&storage.driver_options)?)
             .ok_or(ManagerError::NoVolumeOption)?;
+        self.policy
+            .check_sizes(option.len(), request_size(storage))?;
         let vol = Volume::parse(option)?;
+        self.policy.check_volume(&vol)?;
         let mount_point = check_mount_point(&storage.mount_point)?;
+        self.policy.check_mount_point(&mount_point)?;
         let source = if storage.source.is_empty() {
             vol.source().unwrap_or_default().to_owned()
         } else {
             storage.source.clone()
         };
-        let resolved =
-            apply::resolve_source(self.sys.as_ref(), &source, self.opts.apply.allow_files)?;
+        self.policy.check_source(&source)?;
+        let resolved = apply::resolve_source(self.sys.as_ref(), &source, self.apply.allow_files)?;
         let dm_name = vol
             .verity()
-            .map(|p| DmName::for_verity(&resolved.identity, p, &self.opts.apply.verity_options));
+            .map(|p| DmName::for_verity(&resolved.identity, p, &self.apply.verity_options));
         let key = dm_name
             .as_ref()
             .map_or(resolved.identity.clone(), ToString::to_string);
@@ -184,8 +180,8 @@ impl VolumeManager {
                     existing: e.dm_name.clone().unwrap_or_else(|| e.source.clone()),
                 });
             }
-            if state.entries.len() >= self.opts.max_volumes {
-                return Err(ManagerError::TooMany(self.opts.max_volumes));
+            if state.entries.len() >= self.policy.max_volumes {
+                return Err(ManagerError::TooMany(self.policy.max_volumes));
             }
             let mut next = state.clone();
             next.entries.push(pending.clone());
@@ -196,7 +192,7 @@ impl VolumeManager {
             &vol,
             Some(&source),
             &mount_point,
-            &self.opts.apply,
+            &self.apply,
         );
         let mut state = self.state();
         let mut next = state.clone();
@@ -319,6 +315,17 @@ impl VolumeManager {
             already_present,
         }
     }
+}
+
+/// Bytes of every string in a request.
+fn request_size(s: &Storage) -> usize {
+    let list = |v: &[String]| v.iter().map(String::len).sum::<usize>();
+    s.driver.len()
+        + s.source.len()
+        + s.fstype.len()
+        + s.mount_point.len()
+        + list(&s.options)
+        + list(&s.driver_options)
 }
 
 /// A mount point must be an absolute, normal path (no `..`, no `.`, no empty components).

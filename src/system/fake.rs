@@ -41,6 +41,7 @@ pub enum Op {
     Unmount,
     Mounts,
     Stat,
+    Lstat,
     BlockInfo,
     MakeDir,
     RemoveDir,
@@ -85,6 +86,7 @@ struct State {
     block_info: BTreeMap<DevNum, BlockInfo>,
     files: BTreeMap<PathBuf, u64>,
     char_devices: BTreeSet<PathBuf>,
+    symlinks: BTreeMap<PathBuf, PathBuf>,
     dirs: BTreeSet<PathBuf>,
     loops: BTreeMap<PathBuf, (DevNum, PathBuf)>,
     mounts: Vec<MountEntry>,
@@ -161,6 +163,13 @@ impl FakeSystem {
     /// Adds a character device (e.g. `/dev/null`).
     pub fn add_char_device(&self, path: &str) {
         self.lock().char_devices.insert(PathBuf::from(path));
+    }
+
+    /// Adds a symlink `path` → `target` (followed by `stat`, not by `lstat`).
+    pub fn add_symlink(&self, path: &str, target: &str) {
+        self.lock()
+            .symlinks
+            .insert(PathBuf::from(path), PathBuf::from(target));
     }
 
     /// Adds a directory.
@@ -252,6 +261,33 @@ impl State {
                     .iter()
                     .any(|(p, n)| *n == dev && t.contains(&*p.to_string_lossy()))
             })
+    }
+
+    fn info(&self, path: &Path, op: &'static str) -> SysResult<FileInfo> {
+        let kind = if let Some(dev) = self.nodes.get(path) {
+            FileKind::Block(*dev)
+        } else if self.files.contains_key(path) {
+            FileKind::Regular
+        } else if self.dirs.contains(path) {
+            FileKind::Directory
+        } else if self.char_devices.contains(path) {
+            FileKind::Char
+        } else {
+            return Err(err(op, path.display(), libc::ENOENT));
+        };
+        // A stable fake inode: the path's hash.
+        let ino = path
+            .to_string_lossy()
+            .bytes()
+            .fold(1469598103934665603u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(1099511628211)
+            });
+        Ok(FileInfo {
+            kind,
+            dev: 1,
+            ino,
+            size: self.files.get(path).copied().unwrap_or(0),
+        })
     }
 
     fn reap_deferred(&mut self) {
@@ -480,30 +516,25 @@ impl System for FakeSystem {
 
     fn stat(&self, path: &Path) -> SysResult<FileInfo> {
         let s = self.enter(Op::Stat, "stat", &path.display())?;
-        let kind = if let Some(dev) = s.nodes.get(path) {
-            FileKind::Block(*dev)
-        } else if s.files.contains_key(path) {
-            FileKind::Regular
-        } else if s.dirs.contains(path) {
-            FileKind::Directory
-        } else if s.char_devices.contains(path) {
-            FileKind::Char
-        } else {
-            return Err(err("stat", path.display(), libc::ENOENT));
-        };
-        // A stable fake inode: the path's hash.
-        let ino = path
-            .to_string_lossy()
-            .bytes()
-            .fold(1469598103934665603u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(1099511628211)
+        let path = s
+            .symlinks
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| path.to_owned());
+        s.info(&path, "stat")
+    }
+
+    fn lstat(&self, path: &Path) -> SysResult<FileInfo> {
+        let s = self.enter(Op::Lstat, "lstat", &path.display())?;
+        if s.symlinks.contains_key(path) {
+            return Ok(FileInfo {
+                kind: FileKind::Symlink,
+                dev: 1,
+                ino: 0,
+                size: 0,
             });
-        Ok(FileInfo {
-            kind,
-            dev: 1,
-            ino,
-            size: s.files.get(path).copied().unwrap_or(0),
-        })
+        }
+        s.info(path, "lstat")
     }
 
     fn block_info(&self, dev: DevNum) -> SysResult<BlockInfo> {

@@ -298,29 +298,12 @@ impl System for LinuxSystem {
 
     fn stat(&self, path: &Path) -> SysResult<FileInfo> {
         let m = fs::metadata(path).map_err(io_err("stat", path.display()))?;
-        let t = m.file_type();
-        let kind = if t.is_block_device() {
-            let rdev = m.rdev();
-            let major = u32::try_from(nix::sys::stat::major(rdev)).unwrap_or(u32::MAX);
-            let minor = u32::try_from(nix::sys::stat::minor(rdev)).unwrap_or(u32::MAX);
-            FileKind::Block(DevNum { major, minor })
-        } else if t.is_char_device() {
-            FileKind::Char
-        } else if t.is_file() {
-            FileKind::Regular
-        } else if t.is_dir() {
-            FileKind::Directory
-        } else if t.is_symlink() {
-            FileKind::Symlink
-        } else {
-            FileKind::Other
-        };
-        Ok(FileInfo {
-            kind,
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.len(),
-        })
+        Ok(file_info(&m))
+    }
+
+    fn lstat(&self, path: &Path) -> SysResult<FileInfo> {
+        let m = fs::symlink_metadata(path).map_err(io_err("lstat", path.display()))?;
+        Ok(file_info(&m))
     }
 
     fn block_info(&self, dev: DevNum) -> SysResult<BlockInfo> {
@@ -370,4 +353,30 @@ fn target_lines(lines: &[(u64, u64, String, String)]) -> String {
         .map(|(start, len, ty, params)| format!("{start} {len} {ty} {params}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+fn file_info(m: &fs::Metadata) -> FileInfo {
+    let t = m.file_type();
+    let kind = if t.is_block_device() {
+        let rdev = m.rdev();
+        let major = u32::try_from(nix::sys::stat::major(rdev)).unwrap_or(u32::MAX);
+        let minor = u32::try_from(nix::sys::stat::minor(rdev)).unwrap_or(u32::MAX);
+        FileKind::Block(DevNum { major, minor })
+    } else if t.is_char_device() {
+        FileKind::Char
+    } else if t.is_file() {
+        FileKind::Regular
+    } else if t.is_dir() {
+        FileKind::Directory
+    } else if t.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::Other
+    };
+    FileInfo {
+        kind,
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.len(),
+    }
 }

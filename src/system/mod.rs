@@ -171,6 +171,8 @@ pub trait System: Send + Sync {
     fn mounts(&self) -> SysResult<Vec<MountEntry>>;
     /// `stat` (follows symlinks).
     fn stat(&self, path: &Path) -> SysResult<FileInfo>;
+    /// `lstat` (does not follow a final symlink).
+    fn lstat(&self, path: &Path) -> SysResult<FileInfo>;
     /// Size facts of a block device.
     fn block_info(&self, dev: DevNum) -> SysResult<BlockInfo>;
     /// Creates a directory (parent must exist); `Ok(false)` when it already existed.
