@@ -51,7 +51,7 @@ pub enum ClientError {
         message: String,
     },
     /// The daemon could not be reached in time.
-    #[error("Cannot reach the daemon at {addr} (tried for {waited:?}): {why}")]
+    #[error("Cannot reach the daemon at {addr} (tried for {:.1} s): {why}", .waited.as_secs_f64())]
     Unreachable {
         /// The address.
         addr: String,

@@ -31,4 +31,4 @@ pub use address::{Address, AddressError, DEFAULT_LISTEN, VSOCK_CID_ANY};
 pub use client::{ClientError, ClientOptions, VolumeClient};
 pub use handler::API_VERSION;
 pub use log::{LogFormat, discard, logger};
-pub use server::{Listening, ServeError, bind, serve};
+pub use server::{Bound, Listening, ServeError, bind, serve};

@@ -45,6 +45,14 @@ pub enum ServeError {
     },
 }
 
+/// A bound listener, not yet serving: bind before the slow start-up work, so that a second
+/// daemon on the same address fails before it touches anything.
+pub struct Bound {
+    server: Server,
+    addr: Address,
+    log: Logger,
+}
+
 /// A bound, accepting service; [`Listening::run`] serves until shutdown.
 pub struct Listening {
     server: Server,
@@ -53,37 +61,48 @@ pub struct Listening {
     log: Logger,
 }
 
-/// Binds `addr` and starts accepting requests for `manager`. A unix socket file left by a
-/// daemon that died is replaced; one that a live daemon answers on is an error.
-pub async fn bind(
-    addr: &Address,
-    manager: Arc<VolumeManager>,
-    log: Logger,
-) -> Result<Listening, ServeError> {
+/// Binds `addr`. A unix socket file left by a daemon that died is replaced; one that a live
+/// daemon answers on is an error.
+pub fn bind(addr: &Address, log: Logger) -> Result<Bound, ServeError> {
     if let Some(path) = addr.unix_path() {
         remove_stale_socket(path)?;
     }
-    let listen_err = |e: ttrpc::Error| ServeError::Listen {
-        addr: addr.to_string(),
-        why: e.to_string(),
-    };
-    let handler = Arc::new(Handler {
-        manager,
-        log: log.clone(),
-        inflight: Inflight::default(),
-    });
-    let mut server = Server::new()
+    let server = Server::new()
         .bind(&addr.to_string())
-        .map_err(listen_err)?
-        .register_service(create_kata_volume(handler.clone()));
-    server.start().await.map_err(listen_err)?;
-    info!(log, "listening"; "addr" => %addr, "version" => env!("CARGO_PKG_VERSION"));
-    Ok(Listening {
+        .map_err(|e| listen_error(addr, &e))?;
+    Ok(Bound {
         server,
-        handler,
         addr: addr.clone(),
         log,
     })
+}
+
+fn listen_error(addr: &Address, e: &ttrpc::Error) -> ServeError {
+    ServeError::Listen {
+        addr: addr.to_string(),
+        why: e.to_string(),
+    }
+}
+
+impl Bound {
+    /// Starts accepting requests for `manager`.
+    pub async fn start(self, manager: Arc<VolumeManager>) -> Result<Listening, ServeError> {
+        let Self { server, addr, log } = self;
+        let handler = Arc::new(Handler {
+            manager,
+            log: log.clone(),
+            inflight: Inflight::default(),
+        });
+        let mut server = server.register_service(create_kata_volume(handler.clone()));
+        server.start().await.map_err(|e| listen_error(&addr, &e))?;
+        info!(log, "listening"; "addr" => %addr, "version" => env!("CARGO_PKG_VERSION"));
+        Ok(Listening {
+            server,
+            handler,
+            addr,
+            log,
+        })
+    }
 }
 
 impl Listening {
@@ -109,13 +128,14 @@ impl Listening {
 }
 
 /// Binds `addr` and serves `manager` until `shutdown` completes (see [`Listening::run`]).
+/// Must run inside a tokio runtime (multi-threaded, or with blocking threads available).
 pub async fn serve(
     addr: &Address,
     manager: Arc<VolumeManager>,
     log: Logger,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    bind(addr, manager, log).await?.run(shutdown).await;
+    bind(addr, log)?.start(manager).await?.run(shutdown).await;
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 //! Exit codes, for every subcommand: 0 success, 1 the request was refused or failed (one
 //! `error:` line on stderr), 2 bad usage.
 
+mod client;
+mod daemon;
 mod inspect;
 mod mount;
 mod output;
@@ -26,6 +28,12 @@ enum Command {
     Inspect(inspect::Args),
     Mount(mount::MountArgs),
     Umount(mount::UmountArgs),
+    Serve(daemon::ServeArgs),
+    Add(client::AddArgs),
+    Remove(client::RemoveArgs),
+    List(client::ListArgs),
+    Check(client::CheckArgs),
+    Version(client::VersionArgs),
 }
 
 /// How a subcommand failed.
@@ -50,6 +58,12 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Mount(args) => mount::run_mount(args),
         Command::Umount(args) => mount::run_umount(args),
+        Command::Serve(args) => daemon::run(args),
+        Command::Add(args) => client::run_add(args),
+        Command::Remove(args) => client::run_remove(args),
+        Command::List(args) => client::run_list(args),
+        Command::Check(args) => client::run_check(args),
+        Command::Version(args) => client::run_version(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

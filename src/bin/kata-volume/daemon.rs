@@ -1,0 +1,167 @@
+//! `kata-volume serve`: the guest daemon. Reconciles the saved state with the kernel, serves
+//! the `KataVolume` ttrpc API until SIGTERM or SIGINT, then drains: requests in flight finish
+//! and answer, new ones are refused. Mounts stay for the next daemon (which re-adopts them)
+//! unless `--unmount-on-exit` is given.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kata_volume::manager::{FileStore, ManagerOptions, VolumeManager};
+use kata_volume::service::{self, Address, DEFAULT_LISTEN, LogFormat};
+use kata_volume::system::LinuxSystem;
+use nix::fcntl::{Flock, FlockArg};
+use slog::{Logger, info, warn};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::CliError;
+use crate::output::error_chain;
+
+/// Run the guest daemon (root): serve AddStorage/RemoveStorage/ListStorages/CheckStorage.
+///
+/// Listens on vsock port 1025 of any CID by default (the Kata agent has 1024). State is kept
+/// in DIR/state.json and reconciled with the kernel at start, so a daemon killed at any
+/// moment and restarted leaks nothing. On SIGTERM/SIGINT, requests in flight finish; the
+/// mounts stay for the next daemon unless --unmount-on-exit is given.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kata-volume serve\n  \
+    kata-volume serve --listen tcp://127.0.0.1:7000 --state-dir /run/kata-volume")]
+pub struct ServeArgs {
+    /// Where to listen: vsock://CID:PORT (-1: any CID), unix:///path or tcp://IP:PORT.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    listen: Address,
+    /// The folder for the state file (created, mode 0700).
+    #[arg(long, value_name = "DIR", default_value = "/run/kata-volume")]
+    state_dir: PathBuf,
+    /// At exit, unmount every volume and remove its devices (default: keep them for the
+    /// next daemon, which re-adopts them).
+    #[arg(long)]
+    unmount_on_exit: bool,
+    /// Least severe log level written.
+    #[arg(long, value_name = "LEVEL", default_value = "info",
+          value_parser = ["critical", "error", "warning", "info", "debug", "trace"])]
+    log_level: String,
+    /// Log format: json, text, or auto (json unless standard error is a terminal).
+    #[arg(long, value_name = "FORMAT", default_value = "auto",
+          value_parser = ["auto", "json", "text"])]
+    log_format: String,
+}
+
+/// Takes the state folder for this process: a second daemon on it would corrupt the state.
+fn lock_state_dir(dir: &Path) -> Result<Flock<File>, CliError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CliError::Failed(format!("Cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| CliError::Failed(format!("Cannot open {}: {e}", path.display())))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        if e == nix::errno::Errno::EWOULDBLOCK {
+            CliError::Failed(format!(
+                "Another daemon uses the state folder {}",
+                dir.display()
+            ))
+        } else {
+            CliError::Failed(format!("Cannot lock {}: {e}", path.display()))
+        }
+    })
+}
+
+async fn signalled(mut term: Signal, mut int: Signal, log: Logger) {
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(log, "signal received"; "signal" => name);
+}
+
+/// Runs `serve`.
+pub fn run(args: ServeArgs) -> Result<(), CliError> {
+    let level = args
+        .log_level
+        .parse::<slog::Level>()
+        .map_err(|()| CliError::Usage(format!("Unknown log level {:?}", args.log_level)))?;
+    let format = match args.log_format.as_str() {
+        "json" => LogFormat::Json,
+        "text" => LogFormat::Text,
+        _ => LogFormat::Auto,
+    };
+    let log = service::logger(level, format);
+    let _lock = lock_state_dir(&args.state_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("Cannot start the async runtime: {e}")))?;
+
+    // Bind first: a second daemon on the same address fails before reconciling anything.
+    let bound = runtime
+        .block_on(async { service::bind(&args.listen, log.clone()) })
+        .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    let store = Arc::new(FileStore::new(&args.state_dir));
+    let (manager, report) = VolumeManager::new(
+        Arc::new(LinuxSystem::new()),
+        store,
+        ManagerOptions::default(),
+    )
+    .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    info!(log, "state reconciled"; "state_dir" => %args.state_dir.display(),
+        "adopted" => report.adopted, "dropped" => report.dropped,
+        "orphans_removed" => report.orphans_removed);
+    for p in &report.problems {
+        warn!(log, "reconcile problem"; "problem" => p);
+    }
+    let manager = Arc::new(manager);
+
+    runtime.block_on(async {
+        let sig =
+            |kind| signal(kind).map_err(|e| CliError::Failed(format!("Cannot catch signals: {e}")));
+        let shutdown = signalled(
+            sig(SignalKind::terminate())?,
+            sig(SignalKind::interrupt())?,
+            log.clone(),
+        );
+        let listening = bound
+            .start(manager.clone())
+            .await
+            .map_err(|e| CliError::Failed(error_chain(&e)))?;
+        listening.run(shutdown).await;
+        Ok::<(), CliError>(())
+    })?;
+    drop(runtime);
+
+    let volumes = manager.list();
+    if !args.unmount_on_exit {
+        info!(log, "exiting; volumes stay mounted for the next daemon"; "volumes" => volumes.len());
+        return Ok(());
+    }
+    let mut failed = 0usize;
+    for v in volumes {
+        let mp = v.mount_point.to_string_lossy().into_owned();
+        match manager.remove_storage(&mp) {
+            Ok(_) => info!(log, "unmounted at exit"; "mount_point" => &mp),
+            Err(e) => {
+                failed += 1;
+                warn!(log, "cannot unmount at exit"; "mount_point" => &mp,
+                    "error" => error_chain(&e));
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::Failed(format!(
+            "{failed} volume(s) could not be unmounted at exit"
+        )));
+    }
+    info!(log, "exiting; every volume unmounted");
+    Ok(())
+}
