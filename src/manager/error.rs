@@ -44,7 +44,7 @@ pub enum ManagerError {
         why: &'static str,
     },
     /// Policy refused the request.
-    #[error("Refused by policy")]
+    #[error(transparent)]
     Policy(#[from] PolicyError),
     /// Another volume is already mounted there.
     #[error("Mount point {mount_point:?} already holds a different volume ({existing})")]

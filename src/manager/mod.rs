@@ -17,7 +17,7 @@ pub use reconcile::Reconciled;
 pub use state::{Entry, FileStore, Phase, STATE_FILE, State, StateStore};
 
 use crate::apply::{self, ApplyOptions};
-use crate::plan::DmName;
+use crate::plan::{DmName, PlanError};
 use crate::policy::Policy;
 use crate::system::System;
 use crate::volume::{self, Volume};
@@ -139,6 +139,10 @@ impl VolumeManager {
         self.policy
             .check_sizes(option.len(), request_size(storage))?;
         let vol = Volume::parse(option)?;
+        if !matches!(vol, Volume::RawBlock(_) | Volume::DirectBlock(_)) {
+            let unsupported = PlanError::Unsupported(vol.volume_type());
+            return Err(apply::ApplyError::Plan(unsupported).into());
+        }
         self.policy.check_volume(&vol)?;
         let mount_point = check_mount_point(&storage.mount_point)?;
         self.policy.check_mount_point(&mount_point)?;
