@@ -6,9 +6,11 @@
 
 mod client;
 mod daemon;
+mod format;
 mod inspect;
 mod mount;
 mod output;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Format(format::Args),
     Inspect(inspect::Args),
     Mount(mount::MountArgs),
     Umount(mount::UmountArgs),
@@ -34,6 +37,7 @@ enum Command {
     List(client::ListArgs),
     Check(client::CheckArgs),
     Version(client::VersionArgs),
+    Verify(verify::Args),
 }
 
 /// How a subcommand failed.
@@ -55,6 +59,7 @@ impl CliError {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Format(args) => format::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Mount(args) => mount::run_mount(args),
         Command::Umount(args) => mount::run_umount(args),
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Command::List(args) => client::run_list(args),
         Command::Check(args) => client::run_check(args),
         Command::Version(args) => client::run_version(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
