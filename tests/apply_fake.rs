@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kata_volume::apply::{self, ApplyError, ApplyOptions, Step};
+use kata_volume::apply::{self, ApplyError, ApplyOptions, Known, Step};
 use kata_volume::system::{DevNum, FakeSystem, Op, System};
 use kata_volume::volume::Volume;
 
@@ -69,7 +69,7 @@ fn verity_volume_applies_and_tears_down() {
     assert_eq!(mounts[0].options, "ro,nodev,nosuid");
     assert_eq!(mounts[0].fs_type, "erofs");
 
-    let t = apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    let t = apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     assert!(t.unmounted);
     assert_eq!(t.removed_device, Some(name));
     assert_eq!(sys.snapshot(), before);
@@ -98,10 +98,22 @@ fn same_layer_at_two_mount_points_shares_one_device() {
     assert!(b.shared_device);
     assert_eq!(a.dm_name, b.dm_name);
     assert_eq!(sys.snapshot().dm.len(), 1);
-    let t = apply::teardown(&sys, Path::new("/run/a"), &a.created_dirs).unwrap();
+    let t = apply::teardown(
+        &sys,
+        Path::new("/run/a"),
+        &Known::default(),
+        &a.created_dirs,
+    )
+    .unwrap();
     assert!(t.kept_shared_device);
     assert_eq!(sys.snapshot().dm.len(), 1);
-    let t = apply::teardown(&sys, Path::new("/run/b"), &b.created_dirs).unwrap();
+    let t = apply::teardown(
+        &sys,
+        Path::new("/run/b"),
+        &Known::default(),
+        &b.created_dirs,
+    )
+    .unwrap();
     assert!(t.removed_device.is_some());
     assert_eq!(sys.snapshot(), before);
 }
@@ -113,7 +125,7 @@ fn file_source_goes_through_a_loop_device_and_back() {
     let a = apply_json(&sys, &verity_json("/images/layer.img"), MP).unwrap();
     assert_eq!(a.loop_device, Some(PathBuf::from("/dev/loop0")));
     assert!(a.table.unwrap().contains(" /dev/loop0 /dev/loop0 "));
-    apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     assert_eq!(sys.snapshot(), before);
 }
 
@@ -166,7 +178,7 @@ fn corrupted_status_is_refused_and_unwound() {
     // Find the name it will get, mark it corrupt.
     let a = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap();
     let name = a.dm_name.unwrap();
-    apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     sys.set_corrupt(name.as_str());
     let e = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap_err();
     assert!(matches!(e, ApplyError::NotVerified { .. }), "{e}");
@@ -251,11 +263,11 @@ fn failed_rollback_is_reported() {
 #[test]
 fn teardown_of_nothing_is_success_and_teardown_steps_fail_cleanly() {
     let sys = fake();
-    let t = apply::teardown(&sys, Path::new("/nowhere"), &[]).unwrap();
+    let t = apply::teardown(&sys, Path::new("/nowhere"), &Known::default(), &[]).unwrap();
     assert!(!t.unmounted);
     let a = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
     sys.fail_nth(Op::Unmount, 0, nix::libc::EBUSY);
-    let e = apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap_err();
+    let e = apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap_err();
     assert!(
         matches!(
             e,
@@ -267,7 +279,7 @@ fn teardown_of_nothing_is_success_and_teardown_steps_fail_cleanly() {
         "{e}"
     );
     // Retrying after the failure finishes the job.
-    apply::teardown(&sys, Path::new(MP), &a.created_dirs).unwrap();
+    apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     assert!(sys.snapshot().dm.is_empty());
     assert!(sys.snapshot().mounts.is_empty());
 }

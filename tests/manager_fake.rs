@@ -301,3 +301,62 @@ fn state_write_failure_leaves_system_and_state_consistent() {
         let _ = PathBuf::new();
     }
 }
+
+/// Every system call of a remove failing in turn: the remove fails with an error, the entry
+/// stays (so the host can retry), and the retry finishes the job with nothing leaked.
+#[test]
+fn every_teardown_step_failing_in_turn_is_retryable() {
+    let probe = system(1);
+    let m = manager(&probe, Arc::new(MemStore::default()));
+    m.add_storage(&storage(0, "/run/x/a")).unwrap();
+    let start = probe.calls().len();
+    m.remove_storage("/run/x/a").unwrap();
+    let calls: Vec<Op> = probe.calls()[start..].to_vec();
+    let mut tried = 0;
+    for (i, op) in calls.iter().enumerate() {
+        let nth = calls[..i].iter().filter(|c| *c == op).count();
+        let sys = system(1);
+        let before = sys.snapshot();
+        let store = Arc::new(MemStore::default());
+        let m = manager(&sys, store.clone());
+        m.add_storage(&storage(0, "/run/x/a")).unwrap();
+        sys.fail_nth(*op, nth, nix::libc::EIO);
+        match m.remove_storage("/run/x/a") {
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Internal, "{op:?}#{nth}: {e}");
+                assert_eq!(
+                    m.list().len(),
+                    1,
+                    "{op:?}#{nth}: entry must stay for a retry"
+                );
+                assert_eq!(store.load().unwrap().entries.len(), 1);
+                assert!(m.remove_storage("/run/x/a").unwrap(), "{op:?}#{nth}: retry");
+            }
+            // Reads whose failure teardown can work around.
+            Ok(removed) => assert!(removed),
+        }
+        assert_eq!(sys.snapshot(), before, "{op:?}#{nth} leaked");
+        assert!(store.load().unwrap().entries.is_empty());
+        tried += 1;
+    }
+    assert!(tried >= 6, "{calls:?}");
+}
+
+/// The state-file write of a remove failing: the system is torn down, the entry stays
+/// recorded; the next remove (or restart) forgets it.
+#[test]
+fn remove_with_a_failing_state_write_is_consistent_after_retry() {
+    let sys = system(1);
+    let before = sys.snapshot();
+    // Saves: #0 startup, #1 pending, #2 active, #3 remove → fails.
+    let store = Arc::new(MemStore::failing_from(3));
+    let m = manager(&sys, store.clone());
+    m.add_storage(&storage(0, "/run/a")).unwrap();
+    let e = m.remove_storage("/run/a").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Internal);
+    assert_eq!(sys.snapshot(), before);
+    store.fail_after.store(0, Ordering::SeqCst);
+    assert!(m.remove_storage("/run/a").unwrap());
+    assert!(store.load().unwrap().entries.is_empty());
+    assert_eq!(sys.snapshot(), before);
+}

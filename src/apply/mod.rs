@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ApplyError, Step};
 pub use resolve::{Resolved, SourceKind, confine_mount_point, resolve_source};
-pub use teardown::{Teardown, teardown};
+pub use teardown::{Known, Teardown, teardown};
 
 use crate::plan::{self, BlockDevice, DmName, MountFlags, PlanError};
 use crate::system::{DevNum, FileKind, SysError, System};

@@ -42,72 +42,110 @@ fn gone_ok(r: Result<(), SysError>) -> Result<bool, SysError> {
 /// Loop devices have this major number.
 const LOOP_MAJOR: u32 = 7;
 
-/// Tears down what is mounted at `mount_point`; `remove_dirs` lists directories to remove
-/// afterwards (those the apply created), innermost last.
+/// What the caller knows was set up at a mount point, so a teardown interrupted after the
+/// unmount can be finished by a retry (the kernel no longer links the mount to its devices).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    /// The verity device.
+    pub dm_name: Option<DmName>,
+    /// The loop device.
+    pub loop_device: Option<PathBuf>,
+}
+
+/// Tears down what is mounted at `mount_point` (and what `known` says belongs to it);
+/// `remove_dirs` lists directories to remove afterwards (those the apply created),
+/// outermost first.
 pub fn teardown(
     sys: &dyn System,
     mount_point: &Path,
+    known: &Known,
     remove_dirs: &[PathBuf],
 ) -> Result<Teardown, ApplyError> {
     let mut done = Teardown::default();
     let mounts = sys.mounts().map_err(step(Step::Unmount))?;
-    if let Some(top) = mounts.iter().rev().find(|m| m.target == mount_point) {
-        let dev = top.dev;
-        let dm = sys
-            .dm_list()
-            .map_err(step(Step::RemoveDevice))?
-            .into_iter()
-            .find(|d| d.dev == dev)
-            .and_then(|d| DmName::new(&d.name).ok())
-            .filter(DmName::is_ours);
-        // The device under a dm device (for loop detach), read before removing it.
-        let under = match &dm {
-            Some(name) => underlying_device(sys, name),
-            None => Some((PathBuf::from(&top.source), dev)),
-        };
+    let top = mounts
+        .iter()
+        .rev()
+        .find(|m| m.target == mount_point)
+        .cloned();
+    let devices = sys.dm_list().map_err(step(Step::RemoveDevice))?;
+    let ours = |d: &&crate::system::DmDevice| DmName::new(&d.name).is_ok_and(|n| n.is_ours());
+    let dm = match &top {
+        Some(t) => devices.iter().filter(ours).find(|d| d.dev == t.dev),
+        None => None,
+    }
+    .or_else(|| {
+        let name = known.dm_name.as_ref()?;
+        devices
+            .iter()
+            .filter(ours)
+            .find(|d| d.name == name.as_str())
+    })
+    .and_then(|d| Some((DmName::new(&d.name).ok()?, d.dev)));
+    // The device under the mount or the dm device (for loop detach), read before removal.
+    let under = match (&dm, &top) {
+        (Some((name, _)), _) => underlying_device(sys, name),
+        (None, Some(t)) => Some((PathBuf::from(&t.source), t.dev)),
+        (None, None) => None,
+    }
+    .filter(|(_, d)| d.major == LOOP_MAJOR)
+    .or_else(|| {
+        let p = known.loop_device.clone()?;
+        match sys.stat(&p).ok()?.kind {
+            FileKind::Block(d) => Some((p, d)),
+            _ => None,
+        }
+    });
+    if top.is_some() {
         match sys.unmount(mount_point) {
             Ok(()) => done.unmounted = true,
             Err(e) if e.errno() == Some(nix::libc::EINVAL) => {}
             Err(e) => return Err(step(Step::Unmount)(e)),
         }
-        let still_used = |d: DevNum| -> Result<bool, ApplyError> {
-            Ok(sys
-                .mounts()
-                .map_err(step(Step::Unmount))?
-                .iter()
-                .any(|m| m.dev == d))
-        };
-        if let Some(name) = dm {
-            if still_used(dev)? {
-                done.kept_shared_device = true;
-            } else {
-                match sys.dm_remove(&name, false) {
-                    Ok(()) => {}
-                    Err(e) if e.is_busy() => {
-                        sys.dm_remove(&name, true)
-                            .map_err(step(Step::RemoveDevice))?;
-                        done.deferred = true;
-                    }
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(step(Step::RemoveDevice)(e)),
+    }
+    let still_used = |d: DevNum| -> Result<bool, ApplyError> {
+        Ok(sys
+            .mounts()
+            .map_err(step(Step::Unmount))?
+            .iter()
+            .any(|m| m.dev == d))
+    };
+    if let Some((name, dev)) = dm {
+        if still_used(dev)? {
+            done.kept_shared_device = true;
+        } else {
+            match sys.dm_remove(&name, false) {
+                Ok(()) => {}
+                Err(e) if e.is_busy() => {
+                    sys.dm_remove(&name, true)
+                        .map_err(step(Step::RemoveDevice))?;
+                    done.deferred = true;
                 }
-                gone_ok(sys.remove_file(Path::new(&name.node_path())))
-                    .map_err(step(Step::RemoveDevice))?;
-                done.removed_device = Some(name);
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(step(Step::RemoveDevice)(e)),
             }
+            done.removed_device = Some(name);
         }
-        if !done.kept_shared_device && !done.deferred {
-            if let Some((path, d)) = under.filter(|(_, d)| d.major == LOOP_MAJOR) {
-                let ours = sys
-                    .loop_backing_file(d)
-                    .map_err(step(Step::DetachLoop))?
-                    .is_some();
-                if ours
-                    && !still_used(d)?
-                    && gone_ok(sys.loop_detach(&path)).map_err(step(Step::DetachLoop))?
-                {
-                    done.detached_loop = Some(path);
-                }
+    }
+    // The node goes with the device — also when a previous attempt removed the device but
+    // not its node.
+    if !done.kept_shared_device {
+        if let Some(name) = done.removed_device.as_ref().or(known.dm_name.as_ref()) {
+            gone_ok(sys.remove_file(Path::new(&name.node_path())))
+                .map_err(step(Step::RemoveDevice))?;
+        }
+    }
+    if !done.kept_shared_device && !done.deferred {
+        if let Some((path, d)) = under {
+            let attached = sys
+                .loop_backing_file(d)
+                .map_err(step(Step::DetachLoop))?
+                .is_some();
+            if attached
+                && !still_used(d)?
+                && gone_ok(sys.loop_detach(&path)).map_err(step(Step::DetachLoop))?
+            {
+                done.detached_loop = Some(path);
             }
         }
     }

@@ -171,6 +171,7 @@ impl VolumeManager {
             root_hash: vol.verity().map(|p| p.root_hash().to_hex()),
             // What a crash mid-setup may leave behind (removed at restart if still empty).
             created_dirs: apply::missing_dirs(self.sys.as_ref(), &mount_point),
+            loop_device: None,
             phase: Phase::Pending,
         };
         {
@@ -212,13 +213,23 @@ impl VolumeManager {
         };
         let active = Entry {
             created_dirs: applied.created_dirs.clone(),
+            loop_device: applied.loop_device.clone(),
             phase: Phase::Active,
             ..pending
         };
         next.entries.push(active.clone());
         if let Err(e) = self.commit(&mut state, next.clone()) {
             // Could not record it: undo it, so state and system agree.
-            let _ = apply::teardown(self.sys.as_ref(), &mount_point, &applied.created_dirs);
+            let known = apply::Known {
+                dm_name: applied.dm_name.clone(),
+                loop_device: applied.loop_device.clone(),
+            };
+            let _ = apply::teardown(
+                self.sys.as_ref(),
+                &mount_point,
+                &known,
+                &applied.created_dirs,
+            );
             return Err(e);
         }
         Ok(self.mounted(&state, &active, applied.already_applied))
@@ -246,7 +257,12 @@ impl VolumeManager {
         else {
             return Ok(false);
         };
-        apply::teardown(self.sys.as_ref(), &mount_point, &entry.created_dirs)?;
+        apply::teardown(
+            self.sys.as_ref(),
+            &mount_point,
+            &entry.known(),
+            &entry.created_dirs,
+        )?;
         let mut state = self.state();
         let mut next = state.clone();
         next.entries.retain(|e| e.mount_point != mount_point);

@@ -56,17 +56,13 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
         }
         // Half set up, or gone: undo whatever of it is there.
         report.dropped += 1;
-        let dirs = if mounted_ours || top.is_none() {
-            e.created_dirs.clone()
+        // Never unmount what someone else mounted there since: then only our devices go.
+        let (target, dirs) = if mounted_ours || top.is_none() {
+            (e.mount_point.as_path(), e.created_dirs.clone())
         } else {
-            Vec::new()
+            (Path::new(""), Vec::new())
         };
-        if mounted_ours {
-            if let Err(err) = apply::teardown(sys, &e.mount_point, &dirs) {
-                report.problems.push(err.to_string());
-            }
-        } else if let Err(err) = apply::teardown(sys, Path::new("/nonexistent-mount-point"), &dirs)
-        {
+        if let Err(err) = apply::teardown(sys, target, &e.known(), &dirs) {
             report.problems.push(err.to_string());
         }
     }
@@ -84,7 +80,7 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
             continue;
         }
         for m in mounts.iter().rev().filter(|m| m.dev == d.dev) {
-            if let Err(err) = apply::teardown(sys, &m.target, &[]) {
+            if let Err(err) = apply::teardown(sys, &m.target, &apply::Known::default(), &[]) {
                 report.problems.push(err.to_string());
             }
         }

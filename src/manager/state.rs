@@ -37,6 +37,9 @@ pub struct Entry {
     pub dm_name: Option<String>,
     /// The root hash, for verified volumes.
     pub root_hash: Option<String>,
+    /// The loop device attached for a file source.
+    #[serde(default)]
+    pub loop_device: Option<PathBuf>,
     /// Directories created for the mount point.
     pub created_dirs: Vec<PathBuf>,
     /// Phase.
@@ -75,6 +78,19 @@ impl FileStore {
     /// The state file's path.
     pub fn path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
+    }
+}
+
+impl Entry {
+    /// What is known to belong to this entry, for a teardown.
+    pub fn known(&self) -> crate::apply::Known {
+        crate::apply::Known {
+            dm_name: self
+                .dm_name
+                .as_deref()
+                .and_then(|n| crate::plan::DmName::new(n).ok()),
+            loop_device: self.loop_device.clone(),
+        }
     }
 }
 

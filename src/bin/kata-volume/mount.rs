@@ -103,7 +103,7 @@ pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
 /// Runs `umount`.
 pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
     let sys = LinuxSystem::new();
-    let t = apply::teardown(&sys, &args.mount_point, &[])
+    let t = apply::teardown(&sys, &args.mount_point, &apply::Known::default(), &[])
         .map_err(|e| CliError::Failed(error_chain(&e)))?;
     if args.json {
         print_json(&json!({
