@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Benchmark: `kata-volume format`/`verify` against `veritysetup format`/`verify` on the same
+# image with the same parameters (no superblock, no salt, tree in the image after the data).
+#
+#   benches/verity.sh [RUNS]          (default 5 runs per tool and operation)
+#
+# Environment: SIZE_MIB (default 1024), BENCH_DIR (default /dev/shm/kata-volume-bench: tmpfs,
+# so both tools read from memory and fsync is free — the figures are CPU throughput, not the
+# disk's), KV_BIN (default: builds target/release/kata-volume), LAYOUTS (default
+# "512/4096 4096/4096", data/hash block sizes).
+# Runs alternate between the tools; each figure is the median; ratio = veritysetup / ours.
+# The SHA-256 ceiling is `openssl speed -evp sha256` (16 KiB blocks) × cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${1:-5}
+size_mib=${SIZE_MIB:-1024}
+layouts=${LAYOUTS:-"512/4096 4096/4096"}
+dir=${BENCH_DIR:-/dev/shm/kata-volume-bench}
+command -v veritysetup >/dev/null || { echo "veritysetup not found (apt-get install cryptsetup-bin)" >&2; exit 1; }
+if [[ -z ${KV_BIN:-} ]]; then
+  cargo build --release --quiet --bin kata-volume
+  KV_BIN=$PWD/target/release/kata-volume
+fi
+mkdir -p "$dir"
+img=$dir/image
+trap 'rm -f "$img"' EXIT
+
+cores=$(nproc)
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores," \
+  "sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no), kernel $(uname -r)"
+echo "tools:   $(veritysetup --version), $("$KV_BIN" --version)"
+echo "image:   $size_mib MiB in $dir ($(df --output=fstype "$dir" | tail -1)), $runs runs each"
+
+# SHA-256 ceiling: one core's openssl speed at 16 KiB blocks (k = 1000 bytes/s), × cores.
+one=$(openssl speed -seconds 3 -evp sha256 2>/dev/null | awk '/^sha256/ {sub("k","",$NF); print $NF*1000}')
+multi=$(openssl speed -seconds 3 -multi "$cores" -evp sha256 2>/dev/null | awk '/^sha256/ {sub("k","",$NF); print $NF*1000}')
+ceiling=$(awk -v o="$one" -v c="$cores" 'BEGIN {print o*c}')
+awk -v o="$one" -v c="$cores" -v m="$multi" 'BEGIN {
+  printf "openssl: sha256 %.0f MB/s per core; x %d cores = %.0f MB/s ceiling (openssl -multi %d: %.0f MB/s)\n",
+    o/1e6, c, o*c/1e6, c, m/1e6 }'
+
+head -c $((size_mib << 20)) /dev/urandom >"$img"
+
+# Prints the wall time of a command in seconds; its output goes to $dir/out.
+timed() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >"$dir/out" 2>&1 || { cat "$dir/out" >&2; exit 1; }
+  t1=$(date +%s%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", (b-a)/1e9}'
+}
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+printf "\n| data/hash block | op | kata-volume (s) | veritysetup (s) | ratio | kata-volume MB/s | of ceiling |\n"
+printf "|---|---|---|---|---|---|---|\n"
+for layout in $layouts; do
+  dbs=${layout%/*} hbs=${layout#*/}
+  blocks=$(((size_mib << 20) / dbs))
+  offset=$((size_mib << 20))
+  common=(--data-block-size="$dbs" --hash-block-size="$hbs" --data-blocks="$blocks" --hash-offset="$offset")
+  vs=(--no-superblock --format=1 --hash=sha256 --salt=- "${common[@]}")
+  kv_format=() vs_format=() kv_verify=() vs_verify=()
+  root=""
+  for ((i = 0; i < runs; i++)); do
+    kv_format+=("$(timed "$KV_BIN" format --json "${common[@]}" "$img")")
+    ours=$(sed -n 's/.*"root_hash": "\(.*\)".*/\1/p' "$dir/out")
+    vs_format+=("$(timed veritysetup format "${vs[@]}" "$img" "$img")")
+    root=$(awk '/^Root hash:/ {print $3}' "$dir/out")
+    [[ $ours == "$root" ]] || { echo "root hashes differ: $ours vs $root" >&2; exit 1; }
+    kv_verify+=("$(timed "$KV_BIN" verify "${common[@]}" "$img" "$root")")
+    vs_verify+=("$(timed veritysetup verify "${vs[@]}" "$img" "$img" "$root")")
+  done
+  for op in format verify; do
+    declare -n k=kv_$op v=vs_$op
+    mk=$(printf '%s\n' "${k[@]}" | median)
+    mv=$(printf '%s\n' "${v[@]}" | median)
+    awk -v l="$layout" -v op="$op" -v k="$mk" -v v="$mv" -v s="$((size_mib << 20))" -v c="$ceiling" 'BEGIN {
+      printf "| %s | %s | %.3f | %.3f | %.2fx | %.0f | %.0f%% |\n", l, op, k, v, v/k, s/k/1e6, 100*s/k/c }'
+    unset -n k v
+  done
+done
