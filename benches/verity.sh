@@ -4,10 +4,11 @@
 #
 #   benches/verity.sh [RUNS]          (default 5 runs per tool and operation)
 #
-# Environment: SIZE_MIB (default 1024), BENCH_DIR (default /dev/shm/kata-volume-bench: tmpfs,
-# so both tools read from memory and fsync is free — the figures are CPU throughput, not the
-# disk's), KV_BIN (default: builds target/release/kata-volume), LAYOUTS (default
-# "512/4096 4096/4096", data/hash block sizes).
+# Environment: SIZE_MIB (default 1024); BENCH_DIR (default target/verity-bench, on the
+# checkout's filesystem: after the first run both tools read the image from the page cache,
+# and both fsync the tree they write; a tmpfs such as /dev/shm works too, but its 4 KiB page
+# cache makes every read dearer for both); KV_BIN (default: builds target/release/kata-volume);
+# LAYOUTS (default "512/4096 4096/4096", data/hash block sizes).
 # Runs alternate between the tools; each figure is the median; ratio = veritysetup / ours.
 # The SHA-256 ceiling is `openssl speed -evp sha256` (16 KiB blocks) × cores.
 set -euo pipefail
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-5}
 size_mib=${SIZE_MIB:-1024}
 layouts=${LAYOUTS:-"512/4096 4096/4096"}
-dir=${BENCH_DIR:-/dev/shm/kata-volume-bench}
+dir=${BENCH_DIR:-target/verity-bench}
 command -v veritysetup >/dev/null || { echo "veritysetup not found (apt-get install cryptsetup-bin)" >&2; exit 1; }
 if [[ -z ${KV_BIN:-} ]]; then
   cargo build --release --quiet --bin kata-volume
@@ -41,6 +42,7 @@ awk -v o="$one" -v c="$cores" -v m="$multi" 'BEGIN {
     o/1e6, c, o*c/1e6, c, m/1e6 }'
 
 head -c $((size_mib << 20)) /dev/urandom >"$img"
+sync "$img"
 
 # Prints the wall time of a command in seconds; its output goes to $dir/out.
 timed() {
