@@ -4,22 +4,33 @@
 TRIPLE=x86_64-unknown-linux-gnu
 
 # Sets GUEST_BIN. VM_IMPL=reference uses the shell stand-in instead of the binary;
-# KV_BIN=path uses a prebuilt binary.
+# KV_BIN=path uses a prebuilt binary; VM_BUILD_REV=<git rev> builds that commit in a clean
+# copy (target dir cached in .cache/target-rev) instead of the working tree.
 build_binary() {
   if [[ ${VM_IMPL:-binary} == reference ]]; then
     GUEST_BIN=$HERE/guest/kata-volume-reference
     log "VM_IMPL=reference: the guest runs the shell stand-in, not the project binary"
     return
   fi
+  local src=$REPO target=${CARGO_TARGET_DIR:-$REPO/target}
   if [[ -n ${KV_BIN:-} ]]; then
     GUEST_BIN=$KV_BIN
   else
     need_cmds cargo
+    if [[ -n ${VM_BUILD_REV:-} ]]; then
+      # a committed revision in a clean tree, whatever state the working tree is in
+      src=$WORK/src
+      target=$CACHE/target-rev
+      rm -rf "$src"
+      mkdir -p "$src"
+      git -C "$REPO" archive "$VM_BUILD_REV" | tar -x -C "$src" || die "cannot export $VM_BUILD_REV"
+      log "building $VM_BUILD_REV ($(git -C "$REPO" rev-parse --short "$VM_BUILD_REV")) in $src"
+    fi
     log "building the static guest binary (cargo build --release --target $TRIPLE, ${VM_CARGO_JOBS:-1} job(s))"
-    (cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' \
+    (cd "$src" && CARGO_TARGET_DIR=$target RUSTFLAGS='-C target-feature=+crt-static' \
       cargo build --release --target "$TRIPLE" --bin kata-volume -j "${VM_CARGO_JOBS:-1}" --quiet) ||
       die "cargo build of the guest binary failed"
-    GUEST_BIN=${CARGO_TARGET_DIR:-$REPO/target}/$TRIPLE/release/kata-volume
+    GUEST_BIN=$target/$TRIPLE/release/kata-volume
   fi
   [[ -x $GUEST_BIN ]] || die "no executable at $GUEST_BIN"
   if ldd "$GUEST_BIN" 2>&1 | grep -q '=>'; then
