@@ -47,6 +47,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FORMAT", default_value = "auto",
           value_parser = ["auto", "json", "text"])]
     log_format: String,
+    #[command(flatten)]
+    policy: crate::policy_args::PolicyArgs,
 }
 
 /// Takes the state folder for this process: a second daemon on it would corrupt the state.
@@ -96,6 +98,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         _ => LogFormat::Auto,
     };
     let log = service::logger(level, format);
+    let policy = args.policy.policy()?;
     let _lock = lock_state_dir(&args.state_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -112,9 +115,16 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let (manager, report) = VolumeManager::new(
         Arc::new(LinuxSystem::new()),
         store,
-        ManagerOptions::default(),
+        ManagerOptions {
+            policy: policy.clone(),
+        },
     )
     .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    info!(log, "policy"; "mount_root" => %policy.mount_root.display(),
+        "allowed_sources" => policy.allowed_sources.join(" "), "allow_files" => policy.allow_files,
+        "allow_unverified" => policy.allow_unverified,
+        "trusted_root_hashes" => policy.trusted_root_hashes.as_ref().map_or(0, |t| t.len()),
+        "verity_options" => policy.verity_options().iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
     info!(log, "state reconciled"; "state_dir" => %args.state_dir.display(),
         "adopted" => report.adopted, "dropped" => report.dropped,
         "orphans_removed" => report.orphans_removed);

@@ -10,6 +10,7 @@ mod format;
 mod inspect;
 mod mount;
 mod output;
+mod policy_args;
 mod verify;
 
 use std::process::ExitCode;
