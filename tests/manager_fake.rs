@@ -184,10 +184,10 @@ fn concurrent_adds_and_removes_stay_consistent() {
                     let layer = (t + round) % 4;
                     let mp = format!("/run/t{t}/m{}", round % 3);
                     let _ = m.add_storage(&storage(layer, &mp));
-                    if round % 2 == 1 {
-                        if let Err(e) = m.remove_storage(&mp) {
-                            panic!("remove {mp}: {e} ({e:?})");
-                        }
+                    if round % 2 == 1
+                        && let Err(e) = m.remove_storage(&mp)
+                    {
+                        panic!("remove {mp}: {e} ({e:?})");
                     }
                 }
             })

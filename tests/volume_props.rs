@@ -288,7 +288,8 @@ fn go_like_json(w: &KataVirtualVolume, seed: u64) -> String {
         let string = |s: &str, next: &mut dyn FnMut() -> u64, out: &mut String| {
             out.push('"');
             for c in s.chars() {
-                let escape = next() % 4 == 0 || matches!(c, '"' | '\\') || (c as u32) < 0x20;
+                let escape =
+                    next().is_multiple_of(4) || matches!(c, '"' | '\\') || (c as u32) < 0x20;
                 if escape {
                     let mut buf = [0u16; 2];
                     for unit in c.encode_utf16(&mut buf) {
@@ -309,7 +310,11 @@ fn go_like_json(w: &KataVirtualVolume, seed: u64) -> String {
                 out.push('{');
                 for (i, (k, val)) in members.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(if next() % 2 == 0 { "," } else { " ,\n " });
+                        out.push_str(if next().is_multiple_of(2) {
+                            ","
+                        } else {
+                            " ,\n "
+                        });
                     }
                     let name: String = if in_map {
                         (*k).clone()
@@ -324,7 +329,7 @@ fn go_like_json(w: &KataVirtualVolume, seed: u64) -> String {
                             .collect()
                     };
                     string(&name, next, out);
-                    out.push_str(if next() % 2 == 0 { ":" } else { " : " });
+                    out.push_str(if next().is_multiple_of(2) { ":" } else { " : " });
                     render(val, next, k.as_str() == "metadata", out);
                 }
                 out.push('}');

@@ -129,24 +129,24 @@ pub fn teardown(
     }
     // The node goes with the device — also when a previous attempt removed the device but
     // not its node.
-    if !done.kept_shared_device {
-        if let Some(name) = done.removed_device.as_ref().or(known.dm_name.as_ref()) {
-            gone_ok(sys.remove_file(Path::new(&name.node_path())))
-                .map_err(step(Step::RemoveDevice))?;
-        }
+    if !done.kept_shared_device
+        && let Some(name) = done.removed_device.as_ref().or(known.dm_name.as_ref())
+    {
+        gone_ok(sys.remove_file(Path::new(&name.node_path()))).map_err(step(Step::RemoveDevice))?;
     }
-    if !done.kept_shared_device && !done.deferred {
-        if let Some((path, d)) = under {
-            let attached = sys
-                .loop_backing_file(d)
-                .map_err(step(Step::DetachLoop))?
-                .is_some();
-            if attached
-                && !still_used(d)?
-                && gone_ok(sys.loop_detach(&path)).map_err(step(Step::DetachLoop))?
-            {
-                done.detached_loop = Some(path);
-            }
+    if !done.kept_shared_device
+        && !done.deferred
+        && let Some((path, d)) = under
+    {
+        let attached = sys
+            .loop_backing_file(d)
+            .map_err(step(Step::DetachLoop))?
+            .is_some();
+        if attached
+            && !still_used(d)?
+            && gone_ok(sys.loop_detach(&path)).map_err(step(Step::DetachLoop))?
+        {
+            done.detached_loop = Some(path);
         }
     }
     // Directories we created, innermost first. One still holding another mount point (a

@@ -54,10 +54,10 @@ impl Policy {
                 p.mount_root
             ));
         }
-        if let Some(k) = &p.root_hash_sig_key_desc {
-            if k.is_empty() || k.chars().any(char::is_whitespace) {
-                return Err(format!("root_hash_sig_key_desc {k:?} must be one word"));
-            }
+        if let Some(k) = &p.root_hash_sig_key_desc
+            && (k.is_empty() || k.chars().any(char::is_whitespace))
+        {
+            return Err(format!("root_hash_sig_key_desc {k:?} must be one word"));
         }
         Ok(p)
     }

@@ -192,10 +192,11 @@ impl Policy {
                 return Err(PolicyError::UntrustedRootHash(hash));
             }
         }
-        if let (Some(trusted), None) = (&self.trusted_root_hashes, verity) {
-            if !trusted.is_empty() && !self.allow_unverified {
-                return Err(PolicyError::Unverified(volume.volume_type().to_string()));
-            }
+        if let (Some(trusted), None) = (&self.trusted_root_hashes, verity)
+            && !trusted.is_empty()
+            && !self.allow_unverified
+        {
+            return Err(PolicyError::Unverified(volume.volume_type().to_string()));
         }
         Ok(())
     }

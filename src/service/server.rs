@@ -118,10 +118,10 @@ impl Listening {
         if let Err(e) = self.server.shutdown().await {
             warn!(self.log, "closing connections failed"; "error" => %e);
         }
-        if let Some(path) = self.addr.unix_path() {
-            if let Err(e) = std::fs::remove_file(path) {
-                warn!(self.log, "cannot remove the socket"; "path" => %path.display(), "error" => %e);
-            }
+        if let Some(path) = self.addr.unix_path()
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            warn!(self.log, "cannot remove the socket"; "path" => %path.display(), "error" => %e);
         }
         info!(self.log, "stopped");
     }

@@ -577,10 +577,10 @@ impl System for FakeSystem {
         let Some(dev) = s.nodes.get(path).copied() else {
             return Err(err("read", path.display(), libc::ENOENT));
         };
-        if let Some((name, _)) = s.dm.iter().find(|(_, d)| d.dev == dev) {
-            if s.corrupt.contains(name) {
-                return Err(err("read", path.display(), libc::EIO));
-            }
+        if let Some((name, _)) = s.dm.iter().find(|(_, d)| d.dev == dev)
+            && s.corrupt.contains(name)
+        {
+            return Err(err("read", path.display(), libc::EIO));
         }
         Ok(s.block_info.get(&dev).map(|b| b.size.0).unwrap_or(0))
     }

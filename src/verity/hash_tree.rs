@@ -77,7 +77,10 @@ impl HashTree {
 
     /// Total size of the tree in bytes (saturating; callers check against the device).
     pub fn size(&self) -> Bytes {
-        Bytes(self.total_blocks().saturating_mul(self.hash_block_size.bytes()))
+        Bytes(
+            self.total_blocks()
+                .saturating_mul(self.hash_block_size.bytes()),
+        )
     }
 }
 

@@ -11,9 +11,7 @@ mod tarfs;
 pub mod units;
 
 pub use hash_tree::HashTree;
-pub use params::{
-    Digest, Geometry, HashAlgorithm, MAX_DATA_BLOCKS, RawVerity, Salt, VerityParams,
-};
+pub use params::{Digest, Geometry, HashAlgorithm, MAX_DATA_BLOCKS, RawVerity, Salt, VerityParams};
 pub use table::{TARGET_TYPE, VerityOption, VerityTable, VerityTarget};
 pub use tarfs::{TARFS_DATA_BLOCK_SIZE, TARFS_HASH_BLOCK_SIZE, parse_tarfs};
 

@@ -293,8 +293,10 @@ impl Geometry {
         blocknum: u64,
         offset: Option<u64>,
     ) -> Result<Self, VerityError> {
-        let data_block_size = BlockSize::new(blocksize).ok_or(VerityError::DataBlockSize(blocksize))?;
-        let hash_block_size = BlockSize::new(hashsize).ok_or(VerityError::HashBlockSize(hashsize))?;
+        let data_block_size =
+            BlockSize::new(blocksize).ok_or(VerityError::DataBlockSize(blocksize))?;
+        let hash_block_size =
+            BlockSize::new(hashsize).ok_or(VerityError::HashBlockSize(hashsize))?;
         let digest = algorithm.digest_size() as u64;
         if hash_block_size.bytes() < 2 * digest {
             return Err(VerityError::HashBlockTooSmall {

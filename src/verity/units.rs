@@ -20,7 +20,9 @@ pub struct Sectors(pub u64);
 impl Bytes {
     /// The number of whole sectors in these bytes, or `None` if not a whole number.
     pub fn to_sectors(self) -> Option<Sectors> {
-        (self.0 % SECTOR_SIZE == 0).then_some(Sectors(self.0 / SECTOR_SIZE))
+        self.0
+            .is_multiple_of(SECTOR_SIZE)
+            .then_some(Sectors(self.0 / SECTOR_SIZE))
     }
 }
 
@@ -99,7 +101,18 @@ mod tests {
         for ok in [512u64, 1024, 2048, 4096] {
             assert_eq!(BlockSize::new(ok).map(BlockSize::bytes), Some(ok));
         }
-        for bad in [0u64, 1, 256, 511, 513, 3000, 8192, 524_288, 524_800, u64::MAX] {
+        for bad in [
+            0u64,
+            1,
+            256,
+            511,
+            513,
+            3000,
+            8192,
+            524_288,
+            524_800,
+            u64::MAX,
+        ] {
             assert_eq!(BlockSize::new(bad), None, "{bad}");
         }
         assert_eq!(BlockSize::B4096.shift(), 12);

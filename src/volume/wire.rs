@@ -200,10 +200,10 @@ impl<'a> Fields<'a> {
             Json::Object(members) => {
                 for (key, value) in members {
                     let folded = fold(key);
-                    if let Some(name) = known.iter().find(|k| **k == folded) {
-                        if found.insert(*name, value).is_some() {
-                            return Err(VolumeError::DuplicateField(join(path, name)));
-                        }
+                    if let Some(name) = known.iter().find(|k| **k == folded)
+                        && found.insert(*name, value).is_some()
+                    {
+                        return Err(VolumeError::DuplicateField(join(path, name)));
                     }
                 }
             }

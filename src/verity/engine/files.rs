@@ -142,7 +142,7 @@ fn separate_geometry(config: &Config, data_blocks: u64) -> Result<Geometry, Engi
     )?;
     let offset = config.hash_offset.unwrap_or(0);
     let hashsize = geometry.hash_block_size.bytes();
-    if offset % hashsize != 0 {
+    if !offset.is_multiple_of(hashsize) {
         return Err(VerityError::OffsetAlignment { offset, hashsize }.into());
     }
     let tree = HashTree::new(config.algorithm, geometry.hash_block_size, data_blocks);
