@@ -7,11 +7,11 @@
 //! The data flows one way through the modules: [`verity`] (pure dm-verity vocabulary) →
 //! [`volume`] (wire format and typed model) → [`plan`] (what to build). Nothing reaches back up.
 
-pub mod plan;
-pub mod policy;
-pub mod verity;
-pub mod volume;
-pub mod system;
 pub mod apply;
 pub mod manager;
+pub mod plan;
+pub mod policy;
 pub mod service;
+pub mod system;
+pub mod verity;
+pub mod volume;

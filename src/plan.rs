@@ -159,7 +159,6 @@ impl fmt::Display for MountFlags {
 
 pub use crate::policy::DEFAULT_FS_OPTIONS;
 
-
 /// Options that loosen or re-target a mount: refused whatever an allowlist says, because as
 /// mount data the kernel's generic parser would act on some of them (`rw` clears `SB_RDONLY`).
 const NEVER_ALLOWED: &[&str] = &[

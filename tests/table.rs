@@ -4,11 +4,11 @@
 
 mod support;
 
-use support::{H1, H256, assert_names};
 use kata_volume::verity::units::Sectors;
 use kata_volume::verity::{
     RawVerity, VerityError, VerityOption, VerityParams, VerityTable, VerityTarget, parse_tarfs,
 };
+use support::{H1, H256, assert_names};
 
 fn params(hashtype: &str, hash: &str, n: u64, bs: u64, hs: u64, off: u64) -> VerityParams {
     VerityParams::new(&RawVerity {

@@ -4,11 +4,11 @@
 
 mod support;
 
-use support::{H1, H256, H512, assert_names};
 use kata_volume::verity::{
     Geometry, HashAlgorithm, MAX_DATA_BLOCKS, RawVerity, Salt, VerityError, VerityParams,
     parse_tarfs,
 };
+use support::{H1, H256, H512, assert_names};
 
 fn raw<'a>(
     hashtype: &'a str,
