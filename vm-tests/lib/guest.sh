@@ -3,15 +3,9 @@
 
 TRIPLE=x86_64-unknown-linux-gnu
 
-# Sets GUEST_BIN. VM_IMPL=reference uses the shell stand-in instead of the binary;
-# KV_BIN=path uses a prebuilt binary; VM_BUILD_REV=<git rev> builds that commit in a clean
-# copy (target dir cached in .cache/target-rev) instead of the working tree.
+# Sets GUEST_BIN. KV_BIN=path uses a prebuilt binary; VM_BUILD_REV=<git rev> builds that
+# commit in a clean copy (target dir cached in .cache/target-rev) instead of the working tree.
 build_binary() {
-  if [[ ${VM_IMPL:-binary} == reference ]]; then
-    GUEST_BIN=$HERE/guest/kata-volume-reference
-    log "VM_IMPL=reference: the guest runs the shell stand-in, not the project binary"
-    return
-  fi
   local src=$REPO target=${CARGO_TARGET_DIR:-$REPO/target}
   if [[ -n ${KV_BIN:-} ]]; then
     GUEST_BIN=$KV_BIN
@@ -63,11 +57,11 @@ build_initramfs() {
   cp "$GUEST_BIN" "$r/bin/kata-volume"
   copy_with_libs "$(command -v dmsetup)" "$r"   # independent view of tables and status
   cp "$HERE/guest/init" "$r/init"
-  cp "$HERE/guest/lib.sh" "$HERE/guest/demo.sh" "$HERE/guest/kata-volume-reference" "$r/vmtest/"
+  cp "$HERE/guest/lib.sh" "$HERE/guest/demo.sh" "$r/vmtest/"
   cp "$HERE"/guest/scenarios/*.sh "$r/vmtest/scenarios/"
   cp "$WORK/images/params.sh" "$WORK/images/manifest.sha256" "$r/vmtest/"
   printf '%s\n' "${DISKS[@]}" >"$r/vmtest/disks.list"
-  chmod +x "$r/init" "$r/bin/kata-volume" "$r/vmtest/kata-volume-reference"
+  chmod +x "$r/init" "$r/bin/kata-volume"
   INITRD=$WORK/initramfs.cpio.gz
   (cd "$r" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$INITRD"
   log "initramfs: $(du -h "$INITRD" | cut -f1) ($(find "$r" -type f | wc -l) files)"
