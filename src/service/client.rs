@@ -87,16 +87,15 @@ pub struct VolumeClient {
     inner: Option<KataVolumeClient>,
 }
 
-/// Errors worth a new connection: the transport failed, not the request.
+/// Errors worth a new connection and another try: all but the daemon's own answer and the
+/// request's deadline. A connection that closes under a request fails it at once, as
+/// `Socket`, `RemoteClosed` or `Others("… channel closed")` depending on the moment.
 fn is_transport(e: &ttrpc::Error) -> bool {
-    matches!(
-        e,
-        ttrpc::Error::Socket(_)
-            | ttrpc::Error::LocalClosed
-            | ttrpc::Error::RemoteClosed
-            | ttrpc::Error::Eof
-            | ttrpc::Error::Nix(_)
-    )
+    match e {
+        ttrpc::Error::RpcStatus(_) => false,
+        ttrpc::Error::Others(m) => !m.contains("deadline"),
+        _ => true,
+    }
 }
 
 async fn connect(addr: &Address, limit: Duration) -> Result<KataVolumeClient, String> {

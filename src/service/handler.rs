@@ -280,3 +280,34 @@ impl KataVolume for Handler {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drain_waits_for_requests_in_flight_and_refuses_new_ones() {
+        let inflight = Arc::new(Inflight::default());
+        let guard = inflight.enter().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let drained = {
+            let inflight = inflight.clone();
+            tokio::spawn(async move {
+                inflight.drain().await;
+                let _ = tx.send(());
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !drained.is_finished(),
+            "drain returned with a request in flight"
+        );
+        match inflight.enter() {
+            Err(ttrpc::Error::RpcStatus(s)) => assert_eq!(s.code(), ttrpc::Code::UNAVAILABLE),
+            _ => panic!("a new request was accepted while draining"),
+        }
+        drop(guard);
+        rx.await.unwrap();
+        assert_eq!(inflight.count(), 0);
+    }
+}

@@ -1,0 +1,135 @@
+//! The binary's client subcommands against the in-process daemon: output, `--json`, `-` for
+//! standard input, and the exit codes (0 ok, 1 refused or failed with one `error:` line
+//! naming the reason, 2 bad usage).
+
+use super::*;
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{o:?}");
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Exit 1 with exactly one `error:` line that names `what`.
+fn refused(o: &Output, what: &str) {
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: ") && err.contains(what), "{err}");
+}
+
+#[test]
+fn add_list_check_remove() {
+    let d = Daemon::start(2);
+    let mp = format!("{ROOT}/c1/rootfs");
+    let add = ["add", "--source", "/dev/vd0", "--mount-point", &mp];
+
+    let mut args = add.to_vec();
+    args.extend(["--option", "ro", "--option", "-"]);
+    let o = d.cli(&args, Some(&format!("{}\n", option(0))));
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        stdout(&o).starts_with("mounted layer_raw_block /dev/vd0 at "),
+        "{o:?}"
+    );
+
+    let opt = option(0);
+    let mut args = add.to_vec();
+    args.extend(["--option", &opt, "--json"]);
+    let v = json(&d.cli(&args, None));
+    assert_eq!(v["already_present"], true);
+    assert_eq!(v["refcount"], 1);
+    assert_eq!(v["root_hash"], root_hash(0));
+
+    let list = json(&d.cli(&["list", "--json"], None));
+    assert_eq!(list["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(list["volumes"][0]["mount_point"], mp.as_str());
+    let o = d.cli(&["list"], None);
+    assert!(stdout(&o).starts_with(&mp), "{o:?}");
+
+    let o = d.cli(&["check", "--mount-point", &mp], None);
+    assert_eq!(stdout(&o), "status V\n", "{o:?}");
+    let c = json(&d.cli(&["check", "--mount-point", &mp, "--full", "--json"], None));
+    assert_eq!(c["status"], "V");
+    assert!(c["bytes_read"].is_u64() && c["read_error"].is_null(), "{c}");
+
+    let o = d.cli(&["remove", "--mount-point", &mp], None);
+    assert_eq!(stdout(&o), format!("removed {mp}\n"), "{o:?}");
+    let r = json(&d.cli(&["remove", "--mount-point", &mp, "--json"], None));
+    assert_eq!(r["removed"], false);
+    assert!(
+        json(&d.cli(&["list", "--json"], None))["volumes"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(d.sys.snapshot().dm.is_empty());
+}
+
+#[test]
+fn refusals_exit_1_naming_the_reason() {
+    let d = Daemon::start(2);
+    let mp = format!("{ROOT}/c1/rootfs");
+    let add = |opt: &str, src: &str| {
+        d.cli(
+            &[
+                "add",
+                "--source",
+                src,
+                "--mount-point",
+                &mp,
+                "--option",
+                opt,
+            ],
+            None,
+        )
+    };
+    refused(
+        &add("io.katacontainers.volume=%%%", "/dev/vd0"),
+        "INVALID_ARGUMENT",
+    );
+    refused(&add(&unverified_option(), "/dev/vd0"), "PERMISSION_DENIED");
+    refused(
+        &d.cli(&["check", "--mount-point", &format!("{ROOT}/none")], None),
+        "NOT_FOUND",
+    );
+    assert!(add(&option(0), "/dev/vd0").status.success());
+    refused(&add(&option(1), "/dev/vd1"), "ALREADY_EXISTS");
+
+    let v = d.sys.snapshot().dm.into_iter().next().unwrap();
+    d.sys.set_corrupt(&v);
+    let o = d.cli(&["check", "--mount-point", &mp, "--full"], None);
+    refused(&o, "failed");
+    assert!(stdout(&o).starts_with("status C"), "{o:?}");
+
+    let o = d.cli(&["version"], None);
+    assert!(
+        o.status.success() && stdout(&o).contains("(api 1)"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_and_an_absent_daemon_1() {
+    for args in [
+        vec!["list"],
+        vec!["list", "--addr", "localhost:1"],
+        vec!["add", "--addr", "unix:///x.sock", "--mount-point", "/run/x"],
+        vec!["check", "--addr", "vsock://a:b", "--mount-point", "/run/x"],
+        vec!["serve", "--listen", "http://0:1"],
+    ] {
+        let o = cli(&args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("unix://{}/none.sock", dir.path().display());
+    let o = cli(&["list", "--addr", &addr, "--retry-for", "0"], None);
+    refused(&o, "Cannot reach the daemon");
+}
