@@ -100,8 +100,9 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let log = service::logger(level, format);
     let policy = args.policy.policy()?;
     let _lock = lock_state_dir(&args.state_dir)?;
+    // One async worker is plenty: every manager call runs on the blocking pool.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .max_blocking_threads(64)
         .enable_all()
         .build()
