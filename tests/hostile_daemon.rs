@@ -1,0 +1,123 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The hostile-request catalogue against the real daemon over a unix socket (fake system):
+//! each request is refused with its own ttrpc code, the daemon stays up, and afterwards no
+//! device, mount, loop or state entry exists that was not there before.
+
+#[path = "hostile/cases.rs"]
+mod cases;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kata_volume::manager::{FileStore, ManagerOptions, Storage, VolumeManager};
+use kata_volume::service::proto::kata_volume as pb;
+use kata_volume::service::proto::kata_volume_ttrpc::KataVolumeClient;
+use kata_volume::service::{self, Address, status};
+use ttrpc::context;
+
+fn pb_storage(s: &Storage) -> pb::Storage {
+    pb::Storage {
+        driver: s.driver.clone(),
+        driver_options: s.driver_options.clone(),
+        source: s.source.clone(),
+        fstype: s.fstype.clone(),
+        options: s.options.clone(),
+        mount_point: s.mount_point.clone(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_hostile_request_gets_its_code_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = Arc::new(cases::system());
+    let state_dir = dir.path().join("state");
+    let store = Arc::new(FileStore::new(&state_dir));
+    let policy = cases::policy();
+    let (m, _) = VolumeManager::new(sys.clone(), store, ManagerOptions { policy }).unwrap();
+    let addr: Address = format!("unix://{}/kv.sock", dir.path().display())
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let m = Arc::new(m);
+    let listening = rt
+        .block_on(async { service::bind(&addr, service::discard())?.start(m).await })
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(listening.run(async {
+        let _ = stopped.await;
+    }));
+    let addr_s = addr.to_string();
+    let client = KataVolumeClient::new(
+        rt.block_on(async { ttrpc::r#async::Client::connect(&addr_s).await })
+            .unwrap(),
+    );
+    let ctx = || context::with_duration(Duration::from_secs(20));
+
+    // One legitimate volume stays mounted throughout.
+    let busy = format!("{}/busy/rootfs", cases::ROOT);
+    rt.block_on(client.add_storage(ctx(), &pb_storage(&cases::good(&busy))))
+        .unwrap();
+    let before = sys.snapshot();
+    let state_file = state_dir.join(kata_volume::manager::STATE_FILE);
+    let saved = std::fs::read(&state_file).unwrap();
+
+    let all = cases::cases();
+    assert!(all.len() >= 100);
+    let mut failures = Vec::new();
+    for c in &all {
+        match rt.block_on(client.add_storage(ctx(), &pb_storage(&c.storage))) {
+            Ok(v) => failures.push(format!("{}: accepted: {v:?}", c.name)),
+            Err(ttrpc::Error::RpcStatus(s)) => {
+                if s.code() != status::code(c.want) {
+                    failures.push(format!(
+                        "{}: {:?} instead of {:?}: {}",
+                        c.name,
+                        s.code(),
+                        status::code(c.want),
+                        s.message()
+                    ));
+                }
+                if s.message().is_empty() || s.message().contains('\n') {
+                    failures.push(format!("{}: message {:?}", c.name, s.message()));
+                }
+            }
+            Err(e) => failures.push(format!("{}: transport error {e:?}", c.name)),
+        }
+        if sys.snapshot() != before {
+            failures.push(format!("{}: left something: {:?}", c.name, sys.snapshot()));
+        }
+        if std::fs::read(&state_file).unwrap() != saved {
+            failures.push(format!("{}: changed the state file", c.name));
+        }
+        // Still up.
+        rt.block_on(client.version(ctx(), &pb::VersionRequest::new()))
+            .unwrap();
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+    // Conflicting and duplicate requests.
+    let mut other = cases::good(&busy);
+    other.source = "/dev/vdc".into();
+    let e = rt
+        .block_on(client.add_storage(ctx(), &pb_storage(&other)))
+        .unwrap_err();
+    assert!(matches!(e, ttrpc::Error::RpcStatus(_)), "{e:?}");
+    let again = rt
+        .block_on(client.add_storage(ctx(), &pb_storage(&cases::good(&busy))))
+        .unwrap();
+    assert!(again.already_present);
+    assert_eq!(sys.snapshot(), before);
+
+    let _ = stop.send(());
+    rt.block_on(server).unwrap();
+}
