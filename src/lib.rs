@@ -15,3 +15,16 @@ pub mod service;
 pub mod system;
 pub mod verity;
 pub mod volume;
+
+/// An error and its sources, joined with `: ` — the one-line message for a log, a CLI
+/// `error:` line or an RPC status (error messages in this crate never repeat their source).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -15,16 +15,9 @@ pub fn code(kind: ErrorKind) -> ttrpc::Code {
     }
 }
 
-/// An error and its sources, joined with `: ` (messages never repeat their source).
+/// The one-line message of an error and its sources.
 pub fn message(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    crate::error_chain(e)
 }
 
 /// The status a manager error goes back as.

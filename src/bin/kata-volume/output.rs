@@ -31,14 +31,4 @@ pub fn print_json(value: &serde_json::Value) {
     }
 }
 
-/// An error and its sources, joined with `: ` (messages never repeat their source).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use kata_volume::error_chain;
