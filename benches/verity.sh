@@ -44,17 +44,18 @@ awk -v o="$one" -v c="$cores" -v m="$multi" 'BEGIN {
 head -c $((size_mib << 20)) /dev/urandom >"$img"
 sync "$img"
 
-# Prints the wall time of a command in seconds; its output goes to $dir/out.
+# Runs a command; prints "wall cpu" seconds (cpu = user + system); its output goes to $dir/out.
 timed() {
   local t0 t1
   t0=$(date +%s%N)
-  "$@" >"$dir/out" 2>&1 || { cat "$dir/out" >&2; exit 1; }
+  /usr/bin/time -f "%U %S" -o "$dir/time" "$@" >"$dir/out" 2>&1 || { cat "$dir/out" >&2; exit 1; }
   t1=$(date +%s%N)
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f\n", (b-a)/1e9}'
+  awk -v a="$t0" -v b="$t1" '{printf "%.4f %.2f\n", (b-a)/1e9, $1 + $2}' "$dir/time"
 }
-median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# Median of column $1 of the lines on standard input.
+median() { awk -v c="$1" '{print $c}' | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-printf "\n| data/hash block | op | kata-volume (s) | veritysetup (s) | ratio | kata-volume MB/s | of ceiling |\n"
+printf "\n| data/hash block | op | kata-volume s (CPU s) | veritysetup s (CPU s) | ratio | kata-volume MB/s | of ceiling |\n"
 printf "|---|---|---|---|---|---|---|\n"
 for layout in $layouts; do
   dbs=${layout%/*} hbs=${layout#*/}
@@ -75,10 +76,12 @@ for layout in $layouts; do
   done
   for op in format verify; do
     declare -n k=kv_$op v=vs_$op
-    mk=$(printf '%s\n' "${k[@]}" | median)
-    mv=$(printf '%s\n' "${v[@]}" | median)
-    awk -v l="$layout" -v op="$op" -v k="$mk" -v v="$mv" -v s="$((size_mib << 20))" -v c="$ceiling" 'BEGIN {
-      printf "| %s | %s | %.3f | %.3f | %.2fx | %.0f | %.0f%% |\n", l, op, k, v, v/k, s/k/1e6, 100*s/k/c }'
+    mk=$(printf '%s\n' "${k[@]}" | median 1) ck=$(printf '%s\n' "${k[@]}" | median 2)
+    mv=$(printf '%s\n' "${v[@]}" | median 1) cv=$(printf '%s\n' "${v[@]}" | median 2)
+    awk -v l="$layout" -v op="$op" -v k="$mk" -v v="$mv" -v ck="$ck" -v cv="$cv" \
+      -v s="$((size_mib << 20))" -v c="$ceiling" 'BEGIN {
+      printf "| %s | %s | %.3f (%.2f) | %.3f (%.2f) | %.2fx | %.0f | %.0f%% |\n",
+        l, op, k, ck, v, cv, v/k, s/k/1e6, 100*s/k/c }'
     unset -n k v
   done
 done
