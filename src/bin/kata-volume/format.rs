@@ -14,7 +14,7 @@ use kata_volume::volume::{KataVirtualVolume, Volume, VolumeType, encode_option, 
 use serde_json::json;
 
 use crate::CliError;
-use crate::output::{error_chain, print_json};
+use crate::output::print_json;
 
 /// The tree's parameters, with veritysetup's flag names and defaults.
 #[derive(Debug, clap::Args)]
@@ -204,7 +204,7 @@ pub fn engine_error(e: EngineError) -> CliError {
         EngineError::Params(_)
         | EngineError::DataBlocksRequired
         | EngineError::RootAlgorithm { .. } => CliError::Usage(e.to_string()),
-        other => CliError::Failed(error_chain(&other)),
+        other => CliError::Failed(other.to_string()),
     }
 }
 
