@@ -15,8 +15,9 @@ timed() {
 }
 
 # Debian packages the harness needs on the host. dmsetup is copied into the guest as an
-# independent oracle (table/status as the kernel sees them), not used on the host.
-HOST_PKGS=(qemu-system-x86 busybox-static erofs-utils cryptsetup-bin dmsetup)
+# independent oracle (table/status as the kernel sees them), not used on the host; jq reads
+# the client's --json answers in the host scenarios.
+HOST_PKGS=(qemu-system-x86 busybox-static erofs-utils cryptsetup-bin dmsetup jq)
 
 ensure_packages() {
   local p missing=()

@@ -57,11 +57,13 @@ build_initramfs() {
   cp "$GUEST_BIN" "$r/bin/kata-volume"
   copy_with_libs "$(command -v dmsetup)" "$r"   # independent view of tables and status
   cp "$HERE/guest/init" "$r/init"
-  cp "$HERE/guest/lib.sh" "$HERE/guest/demo.sh" "$r/vmtest/"
+  cp "$HERE"/guest/{lib,demo,agent,hostphase}.sh "$r/vmtest/"
+  mkdir -p "$r/vmtest/small"
+  cp "$WORK"/images/small/*.img "$r/vmtest/small/"
   cp "$HERE"/guest/scenarios/*.sh "$r/vmtest/scenarios/"
   cp "$WORK/images/params.sh" "$WORK/images/manifest.sha256" "$r/vmtest/"
   printf '%s\n' "${DISKS[@]}" >"$r/vmtest/disks.list"
-  chmod +x "$r/init" "$r/bin/kata-volume"
+  chmod +x "$r/init" "$r/bin/kata-volume" "$r/vmtest/agent.sh"
   INITRD=$WORK/initramfs.cpio.gz
   (cd "$r" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -1 >"$INITRD"
   log "initramfs: $(du -h "$INITRD" | cut -f1) ($(find "$r" -type f | wc -l) files)"

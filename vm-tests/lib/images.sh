@@ -4,6 +4,7 @@
 #   tarfs512.img   + hash tree appended in place: 512-byte data blocks, 4 KiB hash blocks
 #   verity4k.img   + hash tree appended in place: 4 KiB data and hash blocks
 #   corrupt.img    tarfs512.img with one byte flipped inside big/seq.txt
+#   small/NN.img   SMALL_N small distinct layers (tarfs layout), used from a tmpfs as files
 # plus the sha256 manifest of the source tree and the guest's params.sh (root hashes,
 # expected dm tables, base64 volume options). The volumes' "source" is what the guest
 # usually sees (disks in qemu's order); the CLI is told the real device with --device.
@@ -98,6 +99,33 @@ OPT_4K='$(b64_option "$j4k")'
 OPT_WRONG='$(b64_option "$jwrong")'
 OPT_PLAIN='$(b64_option "$jplain")'
 PARAMS
+  build_small_images "$d" >>"$d/params.sh"
   log "images: erofs $size bytes ($((size / 512)) x 512 / $((size / 4096)) x 4096 data blocks)," \
     "root512=${root512:0:12}… root4k=${root4k:0:12}… corrupted byte @$off (512-block $((off / 512)))"
+}
+
+# Small distinct layers for the daemon scenarios and the benchmark: each a 64 KiB file with
+# its own content (so its own root hash), 512-byte data blocks, the tree appended. In the
+# guest they live in SMALL_DIR (a tmpfs) and are file sources (loop devices). Prints the
+# params: SMALL_N, SMALL_IDS (01 02 …), then per image NN: SMALL_SIZE_NN (data bytes = hash
+# tree offset), SMALL_ROOT_NN, OPT_SMALL_NN.
+SMALL_DIR=/run/vmtest-images
+build_small_images() {
+  local d=$1/small i n=${VM_SMALL_IMAGES:-20} size root
+  mkdir -p "$d"
+  echo "SMALL_N=$n"
+  echo "SMALL_IDS='$(seq -f %02g -s ' ' 1 "$n")'"
+  echo "SMALL_DIR=$SMALL_DIR"
+  for i in $(seq -f %02g 1 "$n"); do
+    mkdir -p "$d/src$i"
+    echo "small layer $i" >"$d/src$i/id.txt"
+    head -c 65536 < <(yes "filler of small layer $i") >"$d/src$i/data.txt"
+    mkfs.erofs -T0 -U "6a1a3b7e-0000-4000-8000-0000000000$i" --all-root --quiet "$d/$i.img" "$d/src$i" >&2
+    size=$(stat -c %s "$d/$i.img")
+    root=$(append_tree "$d/$i.img" "$size" 512)
+    rm -rf "$d/src$i"
+    echo "SMALL_SIZE_$i=$size"
+    echo "SMALL_ROOT_$i=$root"
+    echo "OPT_SMALL_$i='$(b64_option "$(verity_option "$root" $((size / 512)) 512 "$size" "$SMALL_DIR/$i.img")")'"
+  done
 }

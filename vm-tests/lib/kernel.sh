@@ -6,8 +6,8 @@
 
 # Top-level modules the guest needs; dependencies come from modules.dep. crc32c_generic goes
 # first: libcrc32c (needed by erofs) wants the "crc32c" hash at init, which is only a soft
-# dependency and so missing from modules.dep.
-VM_MODULES=${VM_MODULES:-crc32c_generic virtio_pci virtio_blk dm-verity erofs loop}
+# dependency and so missing from modules.dep. virtio_net: the host-driven daemon scenarios.
+VM_MODULES=${VM_MODULES:-crc32c_generic virtio_pci virtio_blk dm-verity erofs loop virtio_net}
 
 kernel_pkg_name() {
   apt-cache depends linux-image-amd64 2>/dev/null |

@@ -5,9 +5,13 @@
 DISKS=(tarfs512 verity4k corrupt plain)
 declare -A DISK_FILE=([tarfs512]=tarfs512.img [verity4k]=verity4k.img [corrupt]=corrupt.img [plain]=plain.erofs)
 
-scenario_names() {
+# Scenarios come in two kinds: the guest's own (guest/scenarios/NN-name.sh, run by /init) and
+# the host-driven daemon ones (host/scenarios/NN-name.sh, lib/host.sh). Names are unique.
+BOOT_SCENARIOS=
+
+scenario_names() { # DIR: the names of the NN-name.sh files in it
   local f names=()
-  for f in "$HERE"/guest/scenarios/[0-9][0-9]-*.sh; do
+  for f in "$1"/[0-9][0-9]-*.sh; do
     f=${f##*/}
     f=${f%.sh}
     names+=("${f#[0-9][0-9]-}")
@@ -15,22 +19,42 @@ scenario_names() {
   echo "${names[*]}"
 }
 
-# VM_SCENARIOS must name existing scenarios (checked before anything is built)
+# VM_SCENARIOS must name existing scenarios (checked before anything is built). Sets
+# SEL_GUEST, SEL_HOST, SEL_BOOTS: the selected names of each kind (all when unset).
 check_scenarios() {
+  local s all_guest all_host
   VM_SCENARIOS=${VM_SCENARIOS:-}
   VM_SCENARIOS=${VM_SCENARIOS//,/ }
-  local s
+  all_guest=$(scenario_names "$HERE/guest/scenarios")
+  all_host=$(scenario_names "$HERE/host/scenarios")
+  if [[ -z $VM_SCENARIOS ]]; then
+    SEL_GUEST=$all_guest SEL_HOST=$all_host SEL_BOOTS=$BOOT_SCENARIOS
+    return
+  fi
+  SEL_GUEST= SEL_HOST= SEL_BOOTS=
   for s in $VM_SCENARIOS; do
-    compgen -G "$HERE/guest/scenarios/[0-9][0-9]-$s.sh" >/dev/null ||
-      die "VM_SCENARIOS: no scenario '$s' (have: $(scenario_names))"
+    if [[ " $all_guest " == *" $s "* ]]; then
+      SEL_GUEST+=" $s"
+    elif [[ " $all_host " == *" $s "* ]]; then
+      SEL_HOST+=" $s"
+    elif [[ " $BOOT_SCENARIOS " == *" $s "* ]]; then
+      SEL_BOOTS+=" $s"
+    else
+      die "VM_SCENARIOS: no scenario '$s' (have: $all_guest $all_host $BOOT_SCENARIOS)"
+    fi
   done
 }
 
-# boot_vm MODE (tests|demo): console in $CONSOLE; sets QEMU_RC, QEMU_WALL
+# boot_vm MODE CONSOLE [QEMU_ARGS…]: MODE is the guest's vmtest.mode; the console goes to
+# CONSOLE; sets QEMU_RC, QEMU_WALL
 boot_vm() {
-  local mode=$1 append i=0 s bios=() drives=() t0
+  local mode=$1 console=$2 append i=0 s bios=() drives=() t0
+  shift 2
   append="console=ttyS0 panic=-1 quiet vmtest.mode=$mode vmtest.timeout=${VM_SCENARIO_TIMEOUT:-90}"
-  [[ -n ${VM_SCENARIOS:-} ]] && append+=" vmtest.only=${VM_SCENARIOS// /,}"
+  if [[ $mode == tests ]]; then
+    [[ -n ${VM_SCENARIOS:-} ]] && append+=" vmtest.only=$(tr ' ' ',' <<<"${SEL_GUEST:- none}" | sed 's/^,//')"
+    [[ -n $SEL_HOST ]] && append+=" vmtest.host=1 vmtest.hosttimeout=${VM_TIMEOUT:-300}"
+  fi
   [[ -n ${VM_KERNEL_LOG:-} ]] && append+=" vmtest.klog=1"
   [[ -f /usr/share/qemu/qboot.rom ]] && bios=(-bios /usr/share/qemu/qboot.rom)
   for s in "${DISKS[@]}"; do
@@ -41,14 +65,14 @@ boot_vm() {
   # shellcheck disable=SC2206 # VM_QEMU_ARGS is meant to be word-split
   local qemu=(qemu-system-x86_64 -accel tcg "${bios[@]}" -m "${VM_MEM:-512M}" -smp 1
     -nodefaults -no-user-config -nographic -serial stdio -monitor none -no-reboot
-    -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" "${drives[@]}" ${VM_QEMU_ARGS:-})
-  log "booting: ${qemu[*]}"
-  # live view: everything for the demo or with VM_VERBOSE=1, else the result lines
+    -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" "${drives[@]}" "$@" ${VM_QEMU_ARGS:-})
+  log "booting ($mode): ${qemu[*]}"
+  # live view: everything for the demo or with VM_VERBOSE=1, else the results
   local filter=(grep -a --line-buffered -E '^VMTEST-(PASS|FAIL)')
   [[ $mode == demo || -n ${VM_VERBOSE:-} ]] && filter=(cat)
   t0=$(date +%s.%N)
   set +e
-  timeout "${VM_TIMEOUT:-300}" "${qemu[@]}" </dev/null 2>&1 | tee "$CONSOLE" | sed -u 's/\r$//' | "${filter[@]}"
+  timeout "${VM_TIMEOUT:-300}" "${qemu[@]}" </dev/null 2>&1 | tee "$console" | sed -u 's/\r$//' | "${filter[@]}"
   QEMU_RC=${PIPESTATUS[0]}
   set -e
   QEMU_WALL=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
@@ -57,52 +81,4 @@ boot_vm() {
   elif [[ $QEMU_RC != 0 ]]; then
     log "qemu exited with status $QEMU_RC"
   fi
-}
-
-# report: summary, metrics, failing scenarios' context, then exactly "N passed, M failed".
-# Returns non-zero on any failure, when no scenario ran, or when the guest never finished.
-report() {
-  local log n pass=0 failed=0 ended=1 plan why t
-  log=$(tr -d '\r' <"$CONSOLE")
-  grep -qx VMTEST-END <<<"$log" || ended=
-  plan=$(sed -n 's/^VMTEST-PLAN //p' <<<"$log" | tail -n 1)
-  # every planned scenario, plus any reported one that was not planned
-  plan=$(printf '%s\n' $plan $(sed -nE 's/^VMTEST-(PASS|FAIL) ([^: ]+).*/\2/p' <<<"$log") | awk 'NF && !seen[$0]++')
-  echo
-  echo "==== results ($CONSOLE)"
-  local -a failed_names=()
-  for n in $plan; do
-    t=$(awk -v n="$n" '$1 == "VMTEST-TIME" && $2 == n { printf " (%ss)", $3 }' <<<"$log")
-    if grep -qx "VMTEST-PASS $n" <<<"$log" && ! grep -q "^VMTEST-FAIL $n:" <<<"$log"; then
-      printf '  PASS  %-14s%s\n' "$n" "$t"
-      pass=$((pass + 1))
-    else
-      why=$(sed -n "s/^VMTEST-FAIL $n: //p" <<<"$log" | head -n 1)
-      printf '  FAIL  %-14s%s: %s\n' "$n" "$t" "${why:-no result (the guest stopped before it)}"
-      failed=$((failed + 1))
-      failed_names+=("$n")
-    fi
-  done
-  if [[ -z $ended ]]; then
-    printf '  FAIL  %-14s: %s\n' vm "the guest never printed VMTEST-END (crash, panic or timeout; qemu status $QEMU_RC)"
-    failed=$((failed + 1))
-  fi
-  echo "==== metrics"
-  sed -n 's/^VMTEST-METRIC //p' <<<"$log" | awk '{ printf "  %-20s %s\n", $1, $2 }'
-  printf '  %-20s %s\n' host_vm_wall_s "$QEMU_WALL"
-  for n in "${failed_names[@]}"; do
-    echo "==== context: $n"
-    grep -F "  [$n] " <<<"$log" | tail -n "${VM_CONTEXT_LINES:-40}" || true
-  done
-  if [[ -z $ended ]]; then
-    echo "==== last console lines"
-    tail -n 30 <<<"$log"
-  fi
-  # "boot" is setup: it alone does not count as a scenario having run
-  local ran
-  ran=$(grep -cE '^VMTEST-(PASS|FAIL) ' <<<"$log" || true)
-  grep -qE '^VMTEST-(PASS|FAIL) boot\b' <<<"$log" && ran=$((ran - 1))
-  ((ran > 0)) || echo "no scenario ran"
-  echo "$pass passed, $failed failed"
-  ((failed == 0 && ran > 0)) && [[ -n $ended ]]
 }
