@@ -57,7 +57,7 @@ build_initramfs() {
   cp "$GUEST_BIN" "$r/bin/kata-volume"
   copy_with_libs "$(command -v dmsetup)" "$r"   # independent view of tables and status
   cp "$HERE/guest/init" "$r/init"
-  cp "$HERE"/guest/{lib,demo,agent,hostphase}.sh "$r/vmtest/"
+  cp "$HERE"/guest/{lib,demo,agent,hostphase,corruption}.sh "$r/vmtest/"
   mkdir -p "$r/vmtest/small"
   cp "$WORK"/images/small/*.img "$r/vmtest/small/"
   cp "$HERE"/guest/scenarios/*.sh "$r/vmtest/scenarios/"

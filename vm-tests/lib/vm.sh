@@ -5,9 +5,10 @@
 DISKS=(tarfs512 verity4k corrupt plain)
 declare -A DISK_FILE=([tarfs512]=tarfs512.img [verity4k]=verity4k.img [corrupt]=corrupt.img [plain]=plain.erofs)
 
-# Scenarios come in two kinds: the guest's own (guest/scenarios/NN-name.sh, run by /init) and
-# the host-driven daemon ones (host/scenarios/NN-name.sh, lib/host.sh). Names are unique.
-BOOT_SCENARIOS=
+# Scenarios come in three kinds: the guest's own (guest/scenarios/NN-name.sh, run by /init),
+# the host-driven daemon ones (host/scenarios/NN-name.sh, lib/host.sh) and the boots of their
+# own (BOOT_SCENARIOS, lib/boots.sh). Names are unique across them.
+BOOT_SCENARIOS="corruption-restart corruption-panic"
 
 scenario_names() { # DIR: the names of the NN-name.sh files in it
   local f names=()
