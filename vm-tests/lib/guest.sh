@@ -56,8 +56,10 @@ build_initramfs() {
   done
   cp "$GUEST_BIN" "$r/bin/kata-volume"
   copy_with_libs "$(command -v dmsetup)" "$r"   # independent view of tables and status
+  # the benchmark's reference; never in the test runs (only the binary sets up volumes there)
+  [[ $MODE == bench ]] && copy_with_libs "$(command -v veritysetup)" "$r"
   cp "$HERE/guest/init" "$r/init"
-  cp "$HERE"/guest/{lib,demo,agent,hostphase,corruption}.sh "$r/vmtest/"
+  cp "$HERE"/guest/{lib,demo,agent,hostphase,corruption,bench}.sh "$r/vmtest/"
   mkdir -p "$r/vmtest/small"
   cp "$WORK"/images/small/*.img "$r/vmtest/small/"
   cp "$HERE"/guest/scenarios/*.sh "$r/vmtest/scenarios/"

@@ -68,9 +68,9 @@ boot_vm() {
     -nodefaults -no-user-config -nographic -serial stdio -monitor none -no-reboot
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" "${drives[@]}" "$@" ${VM_QEMU_ARGS:-})
   log "booting ($mode): ${qemu[*]}"
-  # live view: everything for the demo or with VM_VERBOSE=1, else the results
+  # live view: everything for the demo, the benchmark or with VM_VERBOSE=1, else the results
   local filter=(grep -a --line-buffered -E '^VMTEST-(PASS|FAIL)')
-  [[ $mode == demo || -n ${VM_VERBOSE:-} ]] && filter=(cat)
+  [[ $mode == demo || $mode == bench || -n ${VM_VERBOSE:-} ]] && filter=(cat)
   t0=$(date +%s.%N)
   set +e
   timeout "${VM_TIMEOUT:-300}" "${qemu[@]}" </dev/null 2>&1 | tee "$console" | sed -u 's/\r$//' | "${filter[@]}"
