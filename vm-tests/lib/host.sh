@@ -119,7 +119,7 @@ run_host_driver() {
     done
   fi
   echo "VMTEST-METRIC daemon_rss_at_end_kb $(CTL_WAIT=3 ctl daemon-rss || echo -)"
-  CTL_WAIT=5 ctl done >/dev/null
+  CTL_WAIT=5 ctl "done" >/dev/null
   echo "VMTEST-HOST-END"
 }
 
