@@ -101,5 +101,5 @@ kvh remove --mount-point "$OK_MP"
 
 ctl hostile-cleanup >/dev/null
 ctl daemon-start main | sed 's/^/agent: /'
-((${#BAD[@]} == 0)) || fail "${#BAD[@]} of $CASES hostile requests not refused as expected: $(printf '%s; ' "${BAD[@]}")"
+((${#BAD[@]} == 0)) || fail "${#BAD[@]} of $CASES hostile requests not refused as expected: $(printf '%s; ' "${BAD[@]}" | sed 's/; $//')"
 say "ok: $CASES hostile requests refused"
