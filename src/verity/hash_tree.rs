@@ -6,6 +6,31 @@
 use super::params::HashAlgorithm;
 use super::units::{BlockSize, Bytes};
 
+/// log2 of the digests per hash block: digests sit in power-of-two slots, so the count per
+/// block is rounded down to a power of two.
+fn digests_per_block_shift(algorithm: HashAlgorithm, hash_block_size: BlockSize) -> u32 {
+    let per_block = hash_block_size.bytes() / algorithm.digest_size() as u64;
+    if per_block == 0 { 0 } else { per_block.ilog2() }
+}
+
+/// Hash blocks per level, level 0 (just above the data) first.
+fn level_blocks(shift: u32, data_blocks: u64) -> impl Iterator<Item = u64> {
+    let mut levels = 0u32;
+    if shift > 0 {
+        while shift * levels < 64 && (data_blocks.saturating_sub(1) >> (shift * levels)) != 0 {
+            levels += 1;
+        }
+    }
+    (0..levels).map(move |i| {
+        let bits = shift * (i + 1);
+        if bits >= 64 {
+            1
+        } else {
+            data_blocks.div_ceil(1u64 << bits)
+        }
+    })
+}
+
 /// The shape of a hash tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HashTree {
@@ -19,30 +44,24 @@ impl HashTree {
     /// The tree over `data_blocks` blocks (any count; 0 and 1 give an empty tree, where the
     /// root hash is the hash of the single data block).
     pub fn new(algorithm: HashAlgorithm, hash_block_size: BlockSize, data_blocks: u64) -> Self {
-        let per_block = hash_block_size.bytes() / algorithm.digest_size() as u64;
-        // Digests sit in power-of-two slots: round the count per block down to a power of two.
-        let shift = if per_block == 0 { 0 } else { per_block.ilog2() };
-        let mut level_blocks = Vec::new();
-        if shift > 0 {
-            let mut levels = 0u32;
-            while shift * levels < 64 && (data_blocks.saturating_sub(1) >> (shift * levels)) != 0 {
-                levels += 1;
-            }
-            for i in 0..levels {
-                let bits = shift * (i + 1);
-                let blocks = if bits >= 64 {
-                    1
-                } else {
-                    data_blocks.div_ceil(1u64 << bits)
-                };
-                level_blocks.push(blocks);
-            }
-        }
+        let shift = digests_per_block_shift(algorithm, hash_block_size);
         Self {
             hash_block_size,
             digests_per_block_shift: shift,
-            level_blocks,
+            level_blocks: level_blocks(shift, data_blocks).collect(),
         }
+    }
+
+    /// The tree's size in bytes, as `HashTree::new(..).size()` without building the tree
+    /// (checked on every volume; saturating).
+    pub fn size_of(
+        algorithm: HashAlgorithm,
+        hash_block_size: BlockSize,
+        data_blocks: u64,
+    ) -> Bytes {
+        let shift = digests_per_block_shift(algorithm, hash_block_size);
+        let blocks = level_blocks(shift, data_blocks).fold(0u64, u64::saturating_add);
+        Bytes(blocks.saturating_mul(hash_block_size.bytes()))
     }
 
     /// Number of levels (0 for a single data block).
@@ -112,6 +131,25 @@ mod tests {
         let t = HashTree::new(HashAlgorithm::Sha1, BlockSize::B4096, 1000);
         assert_eq!(t.digests_per_block(), 128);
         assert_eq!(t.digest_slot(), 32);
+    }
+
+    #[test]
+    fn size_of_is_the_built_tree_size() {
+        for alg in [
+            HashAlgorithm::Sha1,
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha512,
+        ] {
+            for bs in [BlockSize::B512, BlockSize::B4096] {
+                for n in [0, 1, 2, 127, 128, 129, 16384, 1 << 32, u64::MAX] {
+                    assert_eq!(
+                        HashTree::size_of(alg, bs, n),
+                        HashTree::new(alg, bs, n).size(),
+                        "{alg} {bs} {n}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
