@@ -2,7 +2,7 @@
 //! device-mapper name, the verity table, the mount. Pure: performs no syscall, so every rule
 //! here is unit-tested without root.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use sha2::{Digest as _, Sha256};
 
@@ -50,31 +50,31 @@ impl DmName {
         let mut h = Sha256::new();
         h.update(device_identity.as_bytes());
         h.update([0]);
-        h.update(
-            format!(
-                "{} {} {} {} {} {} {} {}",
-                params.algorithm(),
-                params.root_hash(),
-                params.salt(),
-                params.data_block_size(),
-                params.hash_block_size(),
-                params.data_blocks(),
-                params.hash_offset(),
-                options
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-            .as_bytes(),
+        // Hashed as text, written straight into the hasher (no intermediate strings):
+        // "<alg> <root> <salt> <data bs> <hash bs> <blocks> <offset> <options, space-separated>".
+        let mut w = HashText(&mut h);
+        let _ = write!(
+            w,
+            "{} {} {} {} {} {} {} ",
+            params.algorithm(),
+            params.root_hash(),
+            params.salt(),
+            params.data_block_size(),
+            params.hash_block_size(),
+            params.data_blocks(),
+            params.hash_offset(),
         );
-        let digest = hex::encode(h.finalize());
-        let root = params.root_hash().to_hex();
-        Self(format!(
-            "{DM_NAME_PREFIX}{}-{}",
-            root.get(..16).unwrap_or(&root),
-            digest.get(..16).unwrap_or(&digest)
-        ))
+        for (i, o) in options.iter().enumerate() {
+            let _ = write!(w, "{}{o}", if i == 0 { "" } else { " " });
+        }
+        let digest = h.finalize();
+        let root = params.root_hash().as_bytes();
+        let mut name = String::with_capacity(DM_NAME_PREFIX.len() + 33);
+        name.push_str(DM_NAME_PREFIX);
+        push_hex(&mut name, root.get(..8).unwrap_or(root));
+        name.push('-');
+        push_hex(&mut name, digest.get(..8).unwrap_or(&digest));
+        Self(name)
     }
 
     /// The name.
@@ -90,6 +90,25 @@ impl DmName {
     /// Whether this crate made the name.
     pub fn is_ours(&self) -> bool {
         self.0.starts_with(DM_NAME_PREFIX)
+    }
+}
+
+/// Feeds formatted text to a hasher.
+struct HashText<'a>(&'a mut Sha256);
+
+impl fmt::Write for HashText<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Appends lower-case hex of `bytes`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
 }
 

@@ -109,6 +109,29 @@ fn verity_names_are_valid_deterministic_and_distinct() {
 }
 
 #[test]
+fn verity_names_are_stable() {
+    // Names are recorded in state files and found again after a restart: they must not change
+    // from one build to the next. (Golden values, from before the allocation-free rewrite.)
+    let p = tarfs();
+    assert_eq!(
+        DmName::for_verity("254:16", &p, &[]).as_str(),
+        "kata-volume-9f2a6c4e0b1d3f5a-592320147cd14222"
+    );
+    assert_eq!(
+        DmName::for_verity("/dev/vdb", &p, &[]).as_str(),
+        "kata-volume-9f2a6c4e0b1d3f5a-686f6115db436dea"
+    );
+    let options = [
+        VerityOption::CheckAtMostOnce,
+        VerityOption::RootHashSigKeyDesc("k".into()),
+    ];
+    assert_eq!(
+        DmName::for_verity("254:16", &p, &options).as_str(),
+        "kata-volume-9f2a6c4e0b1d3f5a-3d696b8b5d8ed16b"
+    );
+}
+
+#[test]
 fn many_names_never_collide_and_stay_valid() {
     let mut seen = HashSet::new();
     for i in 0..2000u64 {
