@@ -91,7 +91,11 @@ fn invalid_json_is_refused() {
         "{\"volume_type\":\"x\"} trailing",
         "{\"volume_type\":\"\\ud800\"}",
         "{\"a\":NaN}",
-        "{\"a\":1e400}",
+        "{\"a\":01}",
+        "{\"a\":[1,]}",
+        "{\"a\":\"\\x\"}",
+        "{\"dm_verity\":{\"blocknum\":1e400}}",
+        "{\"options\":[\"\\ud800\"]}",
     ] {
         let e = decode_err(&option(bad));
         assert!(matches!(e, VolumeError::Json(_)), "{bad:?}: {e}");
@@ -358,13 +362,43 @@ fn omitted_empty_fields_are_empty() {
 
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
-    let deep = format!("{{\"x\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    // In a known field, nesting past serde_json's limit (128) is an error.
+    let deep = format!(
+        "{{\"options\":{}1{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
     assert!(matches!(decode_err(&option(&deep)), VolumeError::Json(_)));
     let deep = format!(
         "{{\"volume_type\":\"layer_raw_block\",\"source\":\"/d\",\"x\":{}}}",
         "{\"a\":".repeat(100) + "1" + &"}".repeat(100)
     );
     assert!(decode(&option(&deep)).is_ok());
+}
+
+#[test]
+fn unknown_fields_are_checked_for_syntax_but_not_kept() {
+    // An unknown member is skipped without building a tree: any depth, any size, no
+    // recursion; it must still be valid JSON, and numbers in it need not fit any type (Go
+    // skips unknown fields the same way).
+    for unknown in [
+        format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000)),
+        format!("{}{}", "{\"a\":".repeat(50_000), "}".repeat(50_000)).replacen('}', "1}", 1),
+        "1e400".to_owned(),
+        "[\"\\ud800\"]".to_owned(),
+    ] {
+        let json =
+            format!(r#"{{"volume_type":"layer_raw_block","future":{unknown},"source":"/d"}}"#);
+        let w = decode(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.source, "/d");
+    }
+    for broken in ["[1,]", "{\"a\"}", "01", "\"\\x\"", "tru"] {
+        let json = format!(r#"{{"volume_type":"layer_raw_block","future":{broken}}}"#);
+        assert!(
+            matches!(decode_err(&json), VolumeError::Json(_)),
+            "{broken}"
+        );
+    }
 }
 
 // ---- regressions -------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 //! `io.katacontainers.volume=`, strip it, base64-decode (standard alphabet, with padding, as
 //! Go's `base64.StdEncoding` writes it) and parse the JSON.
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use base64::{DecodeSliceError, Engine as _};
 
 use super::VolumeError;
 use super::wire::KataVirtualVolume;
@@ -31,12 +31,28 @@ pub fn decode(input: &str) -> Result<KataVirtualVolume, VolumeError> {
     decode_base64(input)
 }
 
+/// Decoded options up to this size are decoded on the stack (bytes).
+const STACK_DECODE: usize = 2048;
+
 /// Decodes the base64 payload of the option (without the prefix).
 pub fn decode_base64(b64: &str) -> Result<KataVirtualVolume, VolumeError> {
+    // Most options are well under a kilobyte: decode those without a heap buffer.
+    if base64::decoded_len_estimate(b64.len()) <= STACK_DECODE {
+        let mut buf = [0u8; STACK_DECODE];
+        let n = STANDARD.decode_slice(b64, &mut buf).map_err(|e| match e {
+            DecodeSliceError::DecodeError(e) => VolumeError::Base64(e.to_string()),
+            other => VolumeError::Base64(other.to_string()),
+        })?;
+        return from_json_bytes(buf.get(..n).unwrap_or_default());
+    }
     let bytes = STANDARD
         .decode(b64)
         .map_err(|e| VolumeError::Base64(e.to_string()))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| VolumeError::Json(e.to_string()))?;
+    from_json_bytes(&bytes)
+}
+
+fn from_json_bytes(bytes: &[u8]) -> Result<KataVirtualVolume, VolumeError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| VolumeError::Json(e.to_string()))?;
     KataVirtualVolume::from_json_str(text)
 }
 

@@ -165,31 +165,44 @@ pub enum Volume {
 impl Volume {
     /// Decodes (option, base64 or JSON) and validates in one step.
     pub fn parse(input: &str) -> Result<Self, VolumeError> {
-        Self::from_wire(&super::decode(input)?)
+        Self::validate(super::decode(input)?)
     }
 
     /// Validates a wire volume.
     pub fn from_wire(w: &KataVirtualVolume) -> Result<Self, VolumeError> {
+        Self::validate(w.clone())
+    }
+
+    /// Validates a wire volume, moving its strings into the typed one (no copies).
+    fn validate(w: KataVirtualVolume) -> Result<Self, VolumeError> {
         let volume_type: VolumeType = w.volume_type.parse()?;
         let verity = w.dm_verity.as_ref().map(verity_params).transpose()?;
-        let need_source = || {
-            check_source(&w.source).and_then(|()| {
-                if w.source.is_empty() {
-                    Err(VolumeError::Missing {
-                        volume_type,
-                        field: "source",
-                    })
-                } else {
-                    Ok(w.source.clone())
-                }
-            })
-        };
         check_fs_type(&w.fs_type)?;
         check_options(&w.options)?;
+        let KataVirtualVolume {
+            source,
+            fs_type,
+            options,
+            direct_volume,
+            image_pull,
+            nydus_image,
+            ..
+        } = w;
+        let need_source = |source: String| {
+            check_source(&source)?;
+            if source.is_empty() {
+                Err(VolumeError::Missing {
+                    volume_type,
+                    field: "source",
+                })
+            } else {
+                Ok(source)
+            }
+        };
         Ok(match volume_type {
             VolumeType::DirectBlock => {
-                let source = need_source()?;
-                let Some(direct) = &w.direct_volume else {
+                let source = need_source(source)?;
+                let Some(direct) = direct_volume else {
                     return Err(VolumeError::Missing {
                         volume_type,
                         field: "direct_volume",
@@ -197,9 +210,9 @@ impl Volume {
                 };
                 Volume::DirectBlock(DirectBlock {
                     source,
-                    fs_type: w.fs_type.clone(),
-                    options: w.options.clone(),
-                    metadata: direct.metadata.clone(),
+                    fs_type,
+                    options,
+                    metadata: direct.metadata,
                     verity,
                 })
             }
@@ -209,23 +222,21 @@ impl Volume {
                 } else {
                     Scope::Layer
                 },
-                source: need_source()?,
-                fs_type: if w.fs_type.is_empty() {
+                source: need_source(source)?,
+                fs_type: if fs_type.is_empty() {
                     "erofs".to_owned()
                 } else {
-                    w.fs_type.clone()
+                    fs_type
                 },
-                options: w.options.clone(),
+                options,
                 verity,
             }),
             VolumeType::ImageNydusBlock
             | VolumeType::LayerNydusBlock
             | VolumeType::ImageNydusFs
             | VolumeType::LayerNydusFs => {
-                let source = need_source()?;
-                let nydus = w
-                    .nydus_image
-                    .as_ref()
+                let source = need_source(source)?;
+                let nydus = nydus_image
                     .filter(|n| !n.config.is_empty() || !n.snapshot_dir.is_empty())
                     .ok_or(VolumeError::Missing {
                         volume_type,
@@ -234,18 +245,16 @@ impl Volume {
                 Volume::Nydus(NydusVolume {
                     volume_type,
                     source,
-                    fs_type: w.fs_type.clone(),
-                    options: w.options.clone(),
-                    config: nydus.config.clone(),
-                    snapshot_dir: nydus.snapshot_dir.clone(),
+                    fs_type,
+                    options,
+                    config: nydus.config,
+                    snapshot_dir: nydus.snapshot_dir,
                     verity,
                 })
             }
             VolumeType::ImageGuestPull => {
-                let metadata = w
-                    .image_pull
-                    .as_ref()
-                    .map(|p| p.metadata.clone())
+                let metadata = image_pull
+                    .map(|p| p.metadata)
                     .filter(|m| !m.is_empty())
                     .ok_or(VolumeError::Missing {
                         volume_type,

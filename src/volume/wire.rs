@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::VolumeError;
-use super::json::Json;
+use super::json::{Field, Json, MAX_FIELDS, Member, Object};
 
 /// The `dm_verity` object: parameters of the hash tree, in the host's units.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -93,9 +93,8 @@ pub struct KataVirtualVolume {
 impl KataVirtualVolume {
     /// Parses JSON text with the rules in the module documentation.
     pub fn from_json_str(text: &str) -> Result<Self, VolumeError> {
-        let json: Json =
-            serde_json::from_str(text).map_err(|e| VolumeError::Json(e.to_string()))?;
-        Self::from_json(&json)
+        let object = Object::parse(text, TOP).map_err(|e| VolumeError::Json(e.to_string()))?;
+        Self::from_object(&object)
     }
 
     /// Compact JSON, as Go's `json.Marshal` would write it (same names, same omissions).
@@ -104,43 +103,30 @@ impl KataVirtualVolume {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn from_json(v: &Json) -> Result<Self, VolumeError> {
-        let mut f = Fields::new(
-            "",
-            v,
-            &[
-                "volume_type",
-                "source",
-                "fs_type",
-                "options",
-                "direct_volume",
-                "image_pull",
-                "nydus_image",
-                "dm_verity",
-            ],
-        )?;
+    fn from_object(object: &Object<'_>) -> Result<Self, VolumeError> {
+        let f = Fields::new("", object, TOP)?;
         Ok(Self {
             volume_type: f.string("volume_type")?,
             source: f.string("source")?,
             fs_type: f.string("fs_type")?,
             options: f.strings("options")?,
             direct_volume: f
-                .object("direct_volume", &["metadata"])?
-                .map(|mut d| {
+                .object("direct_volume")?
+                .map(|d| {
                     d.map("metadata")
                         .map(|metadata| DirectAssignedVolume { metadata })
                 })
                 .transpose()?,
             image_pull: f
-                .object("image_pull", &["metadata"])?
-                .map(|mut d| {
+                .object("image_pull")?
+                .map(|d| {
                     d.map("metadata")
                         .map(|metadata| ImagePullVolume { metadata })
                 })
                 .transpose()?,
             nydus_image: f
-                .object("nydus_image", &["config", "snapshot_dir"])?
-                .map(|mut d| -> Result<_, VolumeError> {
+                .object("nydus_image")?
+                .map(|d| -> Result<_, VolumeError> {
                     Ok(NydusImageVolume {
                         config: d.string("config")?,
                         snapshot_dir: d.string("snapshot_dir")?,
@@ -148,18 +134,8 @@ impl KataVirtualVolume {
                 })
                 .transpose()?,
             dm_verity: f
-                .object(
-                    "dm_verity",
-                    &[
-                        "hashtype",
-                        "hash",
-                        "blocknum",
-                        "blocksize",
-                        "hashsize",
-                        "offset",
-                    ],
-                )?
-                .map(|mut d| -> Result<_, VolumeError> {
+                .object("dm_verity")?
+                .map(|d| -> Result<_, VolumeError> {
                     Ok(DmVerityInfo {
                         hashtype: d.string("hashtype")?,
                         hash: d.string("hash")?,
@@ -174,133 +150,167 @@ impl KataVirtualVolume {
     }
 }
 
-/// Folds a key as Go's `encoding/json` does for field matching (simple Unicode folding; the
-/// only non-ASCII letters that fold onto ASCII are U+017F → s and U+212A → k).
-fn fold(key: &str) -> String {
-    key.chars()
-        .map(|c| match c {
-            '\u{017F}' => 's',
-            '\u{212A}' => 'k',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+/// The fields of each object, as Go's struct tags spell them.
+const TOP: &[Field] = &[
+    Field::value("volume_type"),
+    Field::value("source"),
+    Field::value("fs_type"),
+    Field::value("options"),
+    Field::object("direct_volume", METADATA),
+    Field::object("image_pull", METADATA),
+    Field::object("nydus_image", NYDUS),
+    Field::object("dm_verity", VERITY),
+];
+const METADATA: &[Field] = &[Field::value("metadata")];
+const NYDUS: &[Field] = &[Field::value("config"), Field::value("snapshot_dir")];
+const VERITY: &[Field] = &[
+    Field::value("hashtype"),
+    Field::value("hash"),
+    Field::value("blocknum"),
+    Field::value("blocksize"),
+    Field::value("hashsize"),
+    Field::value("offset"),
+];
+const _: () = assert!(
+    TOP.len() <= MAX_FIELDS
+        && METADATA.len() <= MAX_FIELDS
+        && NYDUS.len() <= MAX_FIELDS
+        && VERITY.len() <= MAX_FIELDS
+);
+
+/// The known fields of one JSON object, by name.
+struct Fields<'j, 'a> {
+    /// Dotted path of this object (`""` at the top).
+    path: &'static str,
+    fields: &'static [Field],
+    /// `None` for `null` (every field empty).
+    values: Option<&'j [Option<Member<'a>>; MAX_FIELDS]>,
 }
 
-/// The known members of one JSON object, matched to their field names.
-struct Fields<'a> {
-    path: String,
-    found: BTreeMap<&'static str, &'a Json>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(path: &str, v: &'a Json, known: &[&'static str]) -> Result<Self, VolumeError> {
-        let mut found = BTreeMap::new();
-        match v {
-            Json::Null => {}
-            Json::Object(members) => {
-                for (key, value) in members {
-                    let folded = fold(key);
-                    if let Some(name) = known.iter().find(|k| **k == folded)
-                        && found.insert(*name, value).is_some()
-                    {
-                        return Err(VolumeError::DuplicateField(join(path, name)));
-                    }
-                }
-            }
-            other => {
+impl<'j, 'a> Fields<'j, 'a> {
+    fn new(
+        path: &'static str,
+        object: &'j Object<'a>,
+        fields: &'static [Field],
+    ) -> Result<Self, VolumeError> {
+        let values = match object {
+            Object::Null => None,
+            Object::Other(kind) => {
                 return Err(VolumeError::FieldType {
-                    field: if path.is_empty() {
-                        "volume".into()
-                    } else {
-                        path.into()
-                    },
+                    field: if path.is_empty() { "volume" } else { path }.into(),
                     expected: "an object",
-                    found: other.kind(),
+                    found: kind,
                 });
             }
-        }
+            Object::Members { values, duplicate } => {
+                if let Some(name) = duplicate.and_then(|i| fields.get(i)) {
+                    return Err(VolumeError::DuplicateField(join(path, name.name)));
+                }
+                Some(values)
+            }
+        };
         Ok(Self {
-            path: path.to_owned(),
-            found,
+            path,
+            fields,
+            values,
         })
     }
 
-    fn take(&mut self, name: &'static str) -> (String, Option<&'a Json>) {
-        (join(&self.path, name), self.found.remove(name))
+    fn member(&self, name: &str) -> Option<&'j Member<'a>> {
+        let i = self.fields.iter().position(|f| f.name == name)?;
+        self.values?.get(i)?.as_ref()
     }
 
-    fn string(&mut self, name: &'static str) -> Result<String, VolumeError> {
-        let (field, v) = self.take(name);
-        as_string(field, v)
+    /// A plain field's value (`None` when absent).
+    fn get(&self, name: &str) -> Option<&'j Json<'a>> {
+        match self.member(name)? {
+            Member::Value(v) => Some(v),
+            Member::Object(_) => None, // not a plain field: never asked for as one
+        }
     }
 
-    fn u64(&mut self, name: &'static str) -> Result<u64, VolumeError> {
-        match self.take(name) {
-            (_, None | Some(Json::Null)) => Ok(0),
-            (field, Some(Json::Number(n))) => n.as_u64().ok_or_else(|| VolumeError::Number {
-                field,
+    /// The dotted path of a field, for an error message.
+    fn field(&self, name: &str) -> String {
+        join(self.path, name)
+    }
+
+    fn string(&self, name: &'static str) -> Result<String, VolumeError> {
+        match self.get(name) {
+            None | Some(Json::Null) => Ok(String::new()),
+            Some(Json::String(s)) => Ok(s.as_ref().to_owned()),
+            Some(other) => Err(type_error(self.field(name), "a string", other)),
+        }
+    }
+
+    fn u64(&self, name: &'static str) -> Result<u64, VolumeError> {
+        match self.get(name) {
+            None | Some(Json::Null) => Ok(0),
+            Some(Json::Number(n)) => n.as_u64().ok_or_else(|| VolumeError::Number {
+                field: self.field(name),
                 value: n.to_string(),
             }),
-            (field, Some(other)) => Err(VolumeError::FieldType {
-                field,
-                expected: "an unsigned integer",
-                found: other.kind(),
-            }),
+            Some(other) => Err(type_error(self.field(name), "an unsigned integer", other)),
         }
     }
 
-    fn strings(&mut self, name: &'static str) -> Result<Vec<String>, VolumeError> {
-        match self.take(name) {
-            (_, None | Some(Json::Null)) => Ok(Vec::new()),
-            (field, Some(Json::Array(items))) => items
+    fn strings(&self, name: &'static str) -> Result<Vec<String>, VolumeError> {
+        match self.get(name) {
+            None | Some(Json::Null) => Ok(Vec::new()),
+            Some(Json::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| as_string(format!("{field}[{i}]"), Some(item)))
+                .map(|(i, item)| match item {
+                    Json::String(s) => Ok(s.as_ref().to_owned()),
+                    Json::Null => Ok(String::new()),
+                    other => Err(type_error(
+                        format!("{}[{i}]", self.field(name)),
+                        "a string",
+                        other,
+                    )),
+                })
                 .collect(),
-            (field, Some(other)) => Err(VolumeError::FieldType {
-                field,
-                expected: "an array of strings",
-                found: other.kind(),
-            }),
+            Some(other) => Err(type_error(self.field(name), "an array of strings", other)),
         }
     }
 
-    fn map(&mut self, name: &'static str) -> Result<BTreeMap<String, String>, VolumeError> {
-        match self.take(name) {
-            (_, None | Some(Json::Null)) => Ok(BTreeMap::new()),
-            (field, Some(Json::Object(members))) => {
-                let mut out = BTreeMap::new();
+    fn map(&self, name: &'static str) -> Result<BTreeMap<String, String>, VolumeError> {
+        match self.get(name) {
+            None | Some(Json::Null) => Ok(BTreeMap::new()),
+            Some(Json::Object(members)) => {
                 // A key is host data: quoted and shortened in messages, so that an error
                 // stays one line whatever the key holds.
-                let key_path = |k: &str| format!("{field}.{:?}", super::model::truncate(k));
+                let key_path =
+                    |k: &str| format!("{}.{:?}", self.field(name), super::model::truncate(k));
+                let mut out = BTreeMap::new();
                 for (k, v) in members {
                     let value = match v {
-                        Json::String(s) => s.clone(),
+                        Json::String(s) => s.as_ref().to_owned(),
                         Json::Null => String::new(),
-                        other => as_string(key_path(k), Some(other))?,
+                        other => return Err(type_error(key_path(k), "a string", other)),
                     };
-                    if out.insert(k.clone(), value).is_some() {
+                    if out.insert(k.as_ref().to_owned(), value).is_some() {
                         return Err(VolumeError::DuplicateField(key_path(k)));
                     }
                 }
                 Ok(out)
             }
-            (field, Some(other)) => Err(VolumeError::FieldType {
-                field,
-                expected: "an object of strings",
-                found: other.kind(),
-            }),
+            Some(other) => Err(type_error(self.field(name), "an object of strings", other)),
         }
     }
 
-    fn object(
-        &mut self,
-        name: &'static str,
-        known: &[&'static str],
-    ) -> Result<Option<Fields<'a>>, VolumeError> {
-        match self.take(name) {
-            (_, None | Some(Json::Null)) => Ok(None),
-            (field, Some(v)) => Fields::new(&field, v, known).map(Some),
+    /// A nested object (`None` when absent or null). Only top-level fields hold objects, so
+    /// its path is its name.
+    fn object(&self, name: &'static str) -> Result<Option<Fields<'j, 'a>>, VolumeError> {
+        let fields = self
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.nested)
+            .unwrap_or_default();
+        match self.member(name) {
+            None | Some(Member::Value(_)) => Ok(None),
+            Some(Member::Object(o)) if matches!(**o, Object::Null) => Ok(None),
+            Some(Member::Object(o)) => Fields::new(name, o, fields).map(Some),
         }
     }
 }
@@ -313,14 +323,10 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-fn as_string(field: String, v: Option<&Json>) -> Result<String, VolumeError> {
-    match v {
-        None | Some(Json::Null) => Ok(String::new()),
-        Some(Json::String(s)) => Ok(s.clone()),
-        Some(other) => Err(VolumeError::FieldType {
-            field,
-            expected: "a string",
-            found: other.kind(),
-        }),
+fn type_error(field: String, expected: &'static str, found: &Json<'_>) -> VolumeError {
+    VolumeError::FieldType {
+        field,
+        expected,
+        found: found.kind(),
     }
 }
