@@ -1,0 +1,77 @@
+//! The request handler (the manager behind the daemon) on arbitrary requests, over the fake
+//! system: it never panics, a refused request leaves nothing behind, and an accepted one is
+//! removed cleanly. Input: lines — mount point, source, then options; an option line starting
+//! `J:` is sent as `io.katacontainers.volume=<base64 of the rest>` to reach the JSON decoder.
+#![no_main]
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use kata_volume::manager::{ManagerOptions, State, StateStore, Storage, VolumeManager};
+use kata_volume::policy::Policy;
+use kata_volume::system::{DevNum, FakeSystem};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Default)]
+struct MemStore(Mutex<Option<State>>);
+
+impl StateStore for MemStore {
+    fn load(&self) -> std::io::Result<State> {
+        let s = self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        Ok(s.clone().unwrap_or(State { version: 1, entries: Vec::new() }))
+    }
+    fn save(&self, state: &State) -> std::io::Result<()> {
+        *self.0.lock().map_err(|_| std::io::Error::other("poisoned"))? = Some(state.clone());
+        Ok(())
+    }
+}
+
+fn system() -> Arc<FakeSystem> {
+    let f = FakeSystem::new();
+    for d in ["/run", "/run/kata-containers", "/images", "/etc"] {
+        f.add_dir(d);
+    }
+    f.add_block_device("/dev/vdb", DevNum { major: 254, minor: 16 }, 64 << 20);
+    f.add_block_device("/dev/vdc", DevNum { major: 254, minor: 32 }, 4096);
+    f.add_char_device("/dev/null");
+    f.add_file("/images/a.img", 64 << 20);
+    f.add_symlink("/run/kata-containers/evil", "/etc");
+    Arc::new(f)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let mount_point = lines.next().unwrap_or_default().to_owned();
+    let source = lines.next().unwrap_or_default().to_owned();
+    let options: Vec<String> = lines
+        .map(|l| match l.strip_prefix("J:") {
+            Some(json) => format!(
+                "io.katacontainers.volume={}",
+                base64::engine::general_purpose::STANDARD.encode(json)
+            ),
+            None => l.to_owned(),
+        })
+        .collect();
+    let storage = Storage { source, options, mount_point: mount_point.clone(), ..Default::default() };
+
+    let sys = system();
+    let policy = Policy { allow_files: true, allowed_sources: vec!["/dev/*".into(), "/images/*".into()], ..Policy::default() };
+    let Ok((m, _)) = VolumeManager::new(sys.clone(), Arc::new(MemStore::default()), ManagerOptions { policy }) else {
+        return;
+    };
+    let before = sys.snapshot();
+    match m.add_storage(&storage) {
+        Ok(_) => {
+            assert!(m.remove_storage(&mount_point).is_ok(), "remove after a successful add failed");
+            assert_eq!(sys.snapshot().dm, before.dm, "device left after remove");
+            assert_eq!(sys.snapshot().mounts, before.mounts, "mount left after remove");
+            assert_eq!(sys.snapshot().loops, before.loops, "loop left after remove");
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.is_empty() && !msg.contains('\n'), "bad message {msg:?}");
+            assert_eq!(sys.snapshot(), before, "refused request left something: {msg}");
+        }
+    }
+});
