@@ -283,3 +283,15 @@ fn teardown_of_nothing_is_success_and_teardown_steps_fail_cleanly() {
     assert!(sys.snapshot().dm.is_empty());
     assert!(sys.snapshot().mounts.is_empty());
 }
+
+#[test]
+fn files_on_kernel_pseudo_filesystems_are_never_images() {
+    let sys = fake();
+    sys.add_dir("/proc");
+    sys.add_file("/proc/kcore", 1 << 40);
+    let before = sys.snapshot();
+    let e = apply_json(&sys, &verity_json("/proc/kcore"), MP).unwrap_err();
+    assert!(e.to_string().contains("pseudo filesystem"), "{e}");
+    assert_eq!(sys.count(Op::LoopAttach), 0);
+    assert_eq!(sys.snapshot(), before);
+}

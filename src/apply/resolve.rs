@@ -50,6 +50,11 @@ pub fn resolve_source(
     })?;
     let (kind, identity) = match st.kind {
         FileKind::Block(dev) => (SourceKind::Block(dev), format!("block:{dev}")),
+        FileKind::Regular if allow_files && on_pseudo_fs(sys, &path)? => {
+            return Err(bad(
+                "is on a kernel pseudo filesystem (proc, sysfs, …), not an image",
+            ));
+        }
         FileKind::Regular if allow_files => {
             (SourceKind::File, format!("file:{}:{}", st.dev, st.ino))
         }
@@ -67,6 +72,37 @@ pub fn resolve_source(
         kind,
         identity,
     })
+}
+
+/// `statfs` magic numbers of kernel pseudo filesystems: files there are kernel interfaces
+/// (`/proc/kcore`, `/sys/…/mem`), never images.
+const PSEUDO_FS_MAGICS: &[u64] = &[
+    0x9fa0,      // proc
+    0x9fa1,      // openpromfs
+    0x6265_6572, // sysfs
+    0x6265_6570, // configfs
+    0x6462_6720, // debugfs
+    0x7472_6163, // tracefs
+    0x7363_6673, // securityfs
+    0xf97c_ff8c, // selinuxfs
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0xcafe_4a11, // bpf
+    0x6e73_6673, // nsfs
+    0x4249_4e4d, // binfmt_misc
+    0x1cd1,      // devpts
+    0xde5e_81e4, // efivarfs
+    0x6165_676c, // pstore
+    0x1980_0202, // mqueue
+];
+
+fn on_pseudo_fs(sys: &dyn System, path: &Path) -> Result<bool, ApplyError> {
+    let magic = sys.fs_magic(path).map_err(|source| ApplyError::Step {
+        step: Step::ResolveSource,
+        source,
+        undo_failures: Vec::new(),
+    })?;
+    Ok(PSEUDO_FS_MAGICS.contains(&magic))
 }
 
 /// Checks that `mount_point` lies strictly inside `root` and that no existing component from

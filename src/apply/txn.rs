@@ -47,7 +47,7 @@ impl<'a> Txn<'a> {
         let mut failures = Vec::new();
         while let Some(u) = self.undo.pop() {
             if let Err(e) = self.run(&u) {
-                failures.push(e.to_string());
+                failures.push(crate::error_chain(&e));
             }
         }
         failures

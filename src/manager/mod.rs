@@ -138,7 +138,19 @@ impl VolumeManager {
             .ok_or(ManagerError::NoVolumeOption)?;
         self.policy
             .check_sizes(option.len(), request_size(storage))?;
-        let vol = Volume::parse(option)?;
+        let mut vol = Volume::parse(option)?;
+        // The request's other mount options meet the same allowlist as the volume's own:
+        // a host cannot loosen the mount (rw, exec, dev, suid) through either list.
+        let extra = storage
+            .options
+            .iter()
+            .filter(|o| !o.starts_with(volume::VOLUME_OPTION_PREFIX))
+            .cloned();
+        match &mut vol {
+            Volume::RawBlock(r) => r.options.extend(extra),
+            Volume::DirectBlock(d) => d.options.extend(extra),
+            Volume::Nydus(_) | Volume::GuestPull(_) => {}
+        }
         if !matches!(vol, Volume::RawBlock(_) | Volume::DirectBlock(_)) {
             let unsupported = PlanError::Unsupported(vol.volume_type());
             return Err(apply::ApplyError::Plan(unsupported).into());
@@ -303,7 +315,7 @@ impl VolumeManager {
         if full_read {
             match self.sys.read_device(Path::new(&name.node_path())) {
                 Ok(n) => bytes_read = Some(n),
-                Err(e) => read_error = Some(e.to_string()),
+                Err(e) => read_error = Some(crate::error_chain(&e)),
             }
         }
         let status = self.sys.dm_status(&name).map_err(|source| {

@@ -34,11 +34,11 @@ fn top_mount<'a>(mounts: &'a [MountEntry], mp: &Path) -> Option<&'a MountEntry> 
 pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
     let mut report = Reconciled::default();
     let mounts = sys.mounts().unwrap_or_else(|e| {
-        report.problems.push(e.to_string());
+        report.problems.push(crate::error_chain(&e));
         Vec::new()
     });
     let devices = sys.dm_list().unwrap_or_else(|e| {
-        report.problems.push(e.to_string());
+        report.problems.push(crate::error_chain(&e));
         Vec::new()
     });
     let mut keep: Vec<Entry> = Vec::new();
@@ -63,7 +63,7 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
             (Path::new(""), Vec::new())
         };
         if let Err(err) = apply::teardown(sys, target, &e.known(), &dirs) {
-            report.problems.push(err.to_string());
+            report.problems.push(crate::error_chain(&err));
         }
     }
     // Orphans: our devices that no kept entry accounts for.
@@ -81,7 +81,7 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
         }
         for m in mounts.iter().rev().filter(|m| m.dev == d.dev) {
             if let Err(err) = apply::teardown(sys, &m.target, &apply::Known::default(), &[]) {
-                report.problems.push(err.to_string());
+                report.problems.push(crate::error_chain(&err));
             }
         }
         let still = sys
@@ -98,7 +98,7 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
                     let _ = sys.remove_file(Path::new(&name.node_path()));
                 }
                 Err(err) => {
-                    report.problems.push(err.to_string());
+                    report.problems.push(crate::error_chain(&err));
                     continue;
                 }
             }

@@ -20,6 +20,10 @@ use crate::verity::units::{Bytes, SECTOR_SIZE};
 const DM_MAJOR: u32 = 253;
 /// Loop devices' major number.
 const LOOP_MAJOR: u32 = 7;
+/// `statfs` magic numbers the fake reports.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+const SYSFS_MAGIC: u64 = 0x6265_6572;
+const EXT4_SUPER_MAGIC: u64 = 0xef53;
 
 /// One kind of call, to record and to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,6 +46,7 @@ pub enum Op {
     Mounts,
     Stat,
     Lstat,
+    FsMagic,
     BlockInfo,
     MakeDir,
     RemoveDir,
@@ -522,6 +527,18 @@ impl System for FakeSystem {
             .cloned()
             .unwrap_or_else(|| path.to_owned());
         s.info(&path, "stat")
+    }
+
+    fn fs_magic(&self, path: &Path) -> SysResult<u64> {
+        let _s = self.enter(Op::FsMagic, "statfs", &path.display())?;
+        // The fake's pseudo filesystems: /proc and /sys.
+        Ok(if path.starts_with("/proc") {
+            PROC_SUPER_MAGIC
+        } else if path.starts_with("/sys") {
+            SYSFS_MAGIC
+        } else {
+            EXT4_SUPER_MAGIC
+        })
     }
 
     fn lstat(&self, path: &Path) -> SysResult<FileInfo> {

@@ -301,6 +301,12 @@ impl System for LinuxSystem {
         Ok(file_info(&m))
     }
 
+    fn fs_magic(&self, path: &Path) -> SysResult<u64> {
+        let st = nix::sys::statfs::statfs(path).map_err(nix_err("statfs", path.display()))?;
+        // f_type is a signed word on some ABIs; magic numbers are small positive values.
+        Ok(u64::try_from(st.filesystem_type().0).unwrap_or(u64::MAX))
+    }
+
     fn lstat(&self, path: &Path) -> SysResult<FileInfo> {
         let m = fs::symlink_metadata(path).map_err(io_err("lstat", path.display()))?;
         Ok(file_info(&m))

@@ -84,7 +84,7 @@ pub struct DmDevice {
 
 /// A failed system call: which operation, on what, and the OS error.
 #[derive(Debug, thiserror::Error)]
-#[error("{op} {target}: {source}")]
+#[error("Cannot {op}{}", if target.is_empty() { String::new() } else { format!(" {target}") })]
 pub struct SysError {
     /// The operation (e.g. "create dm device").
     pub op: &'static str,
@@ -173,6 +173,8 @@ pub trait System: Send + Sync {
     fn stat(&self, path: &Path) -> SysResult<FileInfo>;
     /// `lstat` (does not follow a final symlink).
     fn lstat(&self, path: &Path) -> SysResult<FileInfo>;
+    /// The magic number of the filesystem holding `path` (`statfs`'s `f_type`).
+    fn fs_magic(&self, path: &Path) -> SysResult<u64>;
     /// Size facts of a block device.
     fn block_info(&self, dev: DevNum) -> SysResult<BlockInfo>;
     /// Creates a directory (parent must exist); `Ok(false)` when it already existed.

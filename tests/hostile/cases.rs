@@ -271,6 +271,23 @@ pub fn cases() -> Vec<Case> {
             PermissionDenied,
         );
     }
+    for o in [
+        "rw",
+        "exec",
+        "dev",
+        "suid",
+        "remount",
+        "bind",
+        "ro,rw",
+        "nosuid,suid",
+        "x\0",
+    ] {
+        add(
+            &format!("request mount option {o:?}"),
+            with(|s| s.options.push(o.to_owned())),
+            PermissionDenied,
+        );
+    }
     for o in ["ro,rw", "nodev,dev", "acl,exec", "ro\\u0000rw"] {
         let j = verity_json(TRUSTED, &format!(r#","options":["{o}"]"#));
         add(
