@@ -49,15 +49,14 @@ impl Target {
 
 /// Opens and checks the files for `config`.
 pub(super) fn open(image: &Path, config: &Config, access: Access) -> Result<Target, EngineError> {
-    let in_image_writable = access == Access::Format && !has_separate_hash_file(image, config);
+    let separate = has_separate_hash_file(image, config);
     let data = OpenOptions::new()
         .read(true)
-        .write(in_image_writable)
+        .write(access == Access::Format && !separate)
         .open(image)
         .map_err(EngineError::io("open", image))?;
     let size = file_size(&data, image)?;
 
-    let separate = has_separate_hash_file(image, config);
     let block = BlockSize::new(config.data_block_size)
         .ok_or(VerityError::DataBlockSize(config.data_block_size))?;
     let data_blocks = match config.data_blocks {
