@@ -19,6 +19,7 @@ size_mib=${SIZE_MIB:-1024}
 layouts=${LAYOUTS:-"512/4096 4096/4096"}
 dir=${BENCH_DIR:-target/verity-bench}
 command -v veritysetup >/dev/null || { echo "veritysetup not found (apt-get install cryptsetup-bin)" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 1; }
 if [[ -z ${KV_BIN:-} ]]; then
   cargo build --release --quiet --bin kata-volume
   KV_BIN=$PWD/target/release/kata-volume
