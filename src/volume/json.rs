@@ -292,3 +292,52 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Object(members))
     }
 }
+
+/// Deepest nesting of arrays and objects a volume may contain. The contract's deepest value
+/// is two levels (`direct_volume.metadata`); unknown members are skipped without building
+/// them, so without this bound a host could send arbitrarily deep junk that is accepted.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+/// The deepest nesting of `[`/`{` in `text` (outside strings), stopping early past `limit`.
+pub(crate) fn nesting_depth(text: &str, limit: usize) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > limit {
+                        return max;
+                    }
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(nesting_depth(r#"{"a":"[[[{{{","b":{"c":[1]}}"#, 100), 3);
+        assert_eq!(nesting_depth(r#"{"a":"\"[[["}"#, 100), 1);
+        assert_eq!(nesting_depth(&"[".repeat(1000), 32), 33);
+        assert_eq!(nesting_depth("42", 32), 0);
+    }
+}

@@ -93,6 +93,12 @@ pub struct KataVirtualVolume {
 impl KataVirtualVolume {
     /// Parses JSON text with the rules in the module documentation.
     pub fn from_json_str(text: &str) -> Result<Self, VolumeError> {
+        if super::json::nesting_depth(text, super::json::MAX_DEPTH) > super::json::MAX_DEPTH {
+            return Err(VolumeError::Json(format!(
+                "nested deeper than {} levels",
+                super::json::MAX_DEPTH
+            )));
+        }
         let object = Object::parse(text, TOP).map_err(|e| VolumeError::Json(e.to_string()))?;
         Self::from_object(&object)
     }

@@ -451,6 +451,22 @@ pub fn cases() -> Vec<Case> {
                 "}".repeat(5000)
             )),
         ),
+        (
+            "deep arrays in an unknown field",
+            opt_of(&j.replacen(
+                '{',
+                &format!(r#"{{"x":{}{},"#, "[".repeat(5000), "]".repeat(5000)),
+                1,
+            )),
+        ),
+        (
+            "33 levels in an unknown field",
+            opt_of(&j.replacen(
+                '{',
+                &format!(r#"{{"x":{}{},"#, "[".repeat(32), "]".repeat(32)),
+                1,
+            )),
+        ),
     ];
     for (name, o) in encodings {
         let want = if name == "deeply nested JSON" {
