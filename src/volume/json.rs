@@ -298,6 +298,26 @@ impl<'de> Visitor<'de> for JsonVisitor {
 /// them, so without this bound a host could send arbitrarily deep junk that is accepted.
 pub(crate) const MAX_DEPTH: usize = 32;
 
+/// Whether `text` nests arrays and objects deeper than `limit`.
+pub(crate) fn too_deep(text: &str, limit: usize) -> bool {
+    // Nesting cannot exceed the number of opening brackets, and counting them vectorises
+    // where the exact scan does not (that scan alone cost ~15% of the decode benchmark): a
+    // real volume has a handful, so the exact scan only runs on unusual input.
+    // `[` (0x5B) and `{` (0x7B) differ only in 0x20; counts are summed in `u8` lanes per
+    // 255-byte chunk (cannot overflow), which LLVM turns into 16-byte vector code.
+    let opening: usize = text
+        .as_bytes()
+        .chunks(255)
+        .map(|chunk| {
+            let n = chunk
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b | 0x20 == b'{')));
+            usize::from(n)
+        })
+        .sum();
+    opening > limit && nesting_depth(text, limit) > limit
+}
+
 /// The deepest nesting of `[`/`{` in `text` (outside strings), stopping early past `limit`.
 pub(crate) fn nesting_depth(text: &str, limit: usize) -> usize {
     let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
@@ -339,5 +359,15 @@ mod depth_tests {
         assert_eq!(nesting_depth(r#"{"a":"\"[[["}"#, 100), 1);
         assert_eq!(nesting_depth(&"[".repeat(1000), 32), 33);
         assert_eq!(nesting_depth("42", 32), 0);
+    }
+
+    #[test]
+    fn too_deep_counts_only_real_nesting() {
+        use super::too_deep;
+        assert!(!too_deep(&"[".repeat(32), 32));
+        assert!(too_deep(&"[".repeat(33), 32));
+        // Many brackets, little nesting: inside strings, or side by side.
+        assert!(!too_deep(&format!("{{\"a\":\"{}\"}}", "[".repeat(100)), 32));
+        assert!(!too_deep(&format!("[{}1]", "[],".repeat(100)), 32));
     }
 }

@@ -93,7 +93,7 @@ pub struct KataVirtualVolume {
 impl KataVirtualVolume {
     /// Parses JSON text with the rules in the module documentation.
     pub fn from_json_str(text: &str) -> Result<Self, VolumeError> {
-        if super::json::nesting_depth(text, super::json::MAX_DEPTH) > super::json::MAX_DEPTH {
+        if super::json::too_deep(text, super::json::MAX_DEPTH) {
             return Err(VolumeError::Json(format!(
                 "nested deeper than {} levels",
                 super::json::MAX_DEPTH
