@@ -367,3 +367,28 @@ fn never_exits_101_on_hostile_options() {
         }
     }
 }
+
+/// A reader that went away (closed pipe) never makes the CLI panic (exit 101): it ends
+/// quietly with 141, as a process killed by SIGPIPE would.
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let hash = "9f2a6c4e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a";
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kata-volume"))
+        .args([
+            "inspect",
+            "--tarfs",
+            &format!("16384,8388608,sha256:{hash}"),
+        ])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

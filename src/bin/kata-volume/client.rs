@@ -163,9 +163,11 @@ pub fn run_add(args: AddArgs) -> Result<(), CliError> {
     } else {
         format!(" (dm {}, refcount {})", v.dm_name, v.refcount)
     };
-    println!(
+    outln!(
         "{what} {} {} at {}{dm}",
-        v.volume_type, v.source, v.mount_point
+        v.volume_type,
+        v.source,
+        v.mount_point
     );
     Ok(())
 }
@@ -177,9 +179,9 @@ pub fn run_remove(args: RemoveArgs) -> Result<(), CliError> {
     if args.conn.json {
         print_json(&json!({ "mount_point": mp, "removed": removed }));
     } else if removed {
-        println!("removed {mp}");
+        outln!("removed {mp}");
     } else {
-        println!("nothing managed at {mp}");
+        outln!("nothing managed at {mp}");
     }
     Ok(())
 }
@@ -193,7 +195,7 @@ pub fn run_list(args: ListArgs) -> Result<(), CliError> {
         return Ok(());
     }
     if list.is_empty() {
-        println!("no volumes");
+        outln!("no volumes");
         return Ok(());
     }
     for v in &list {
@@ -204,7 +206,7 @@ pub fn run_list(args: ListArgs) -> Result<(), CliError> {
                 s.to_owned()
             }
         };
-        println!(
+        outln!(
             "{}\t{}\t{}\trefcount {}\t{}\t{}",
             v.mount_point,
             v.volume_type,
@@ -232,9 +234,9 @@ pub fn run_check(args: CheckArgs) -> Result<(), CliError> {
             "read_error": none_if_empty(&c.read_error),
         }));
     } else {
-        println!("status {}", c.status);
+        outln!("status {}", c.status);
         if args.full && c.read_error.is_empty() {
-            println!("read   {} bytes, all verified", c.bytes_read);
+            outln!("read   {} bytes, all verified", c.bytes_read);
         }
     }
     if !c.read_error.is_empty() {
@@ -262,8 +264,8 @@ pub fn run_version(args: VersionArgs) -> Result<(), CliError> {
             "api_version": v.api_version,
         }));
     } else {
-        println!("client {client}");
-        println!("daemon {} (api {})", v.version, v.api_version);
+        outln!("client {client}");
+        outln!("daemon {} (api {})", v.version, v.api_version);
     }
     Ok(())
 }

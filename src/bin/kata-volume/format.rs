@@ -152,21 +152,21 @@ pub fn run(args: Args) -> Result<(), CliError> {
         .unwrap_or(&args.image)
         .display()
         .to_string();
-    println!("root hash:       {}", summary.root_hash);
-    println!("hash algorithm:  {}", summary.algorithm());
-    println!("salt:            {}", summary.salt);
-    println!("data block size: {}", g.data_block_size);
-    println!("hash block size: {}", g.hash_block_size);
-    println!("data blocks:     {}", g.data_blocks);
-    println!("hash offset:     {} (in {device})", g.hash_offset);
-    println!(
+    outln!("root hash:       {}", summary.root_hash);
+    outln!("hash algorithm:  {}", summary.algorithm());
+    outln!("salt:            {}", summary.salt);
+    outln!("data block size: {}", g.data_block_size);
+    outln!("hash block size: {}", g.hash_block_size);
+    outln!("data blocks:     {}", g.data_blocks);
+    outln!("hash offset:     {} (in {device})", g.hash_offset);
+    outln!(
         "hash tree:       {} bytes, {} level(s)",
         tree.size(),
         tree.levels()
     );
     match (option, note) {
-        (Some(o), _) => println!("option:          {o}"),
-        (None, why) => println!("option:          none: {}", why.unwrap_or_default()),
+        (Some(o), _) => outln!("option:          {o}"),
+        (None, why) => outln!("option:          none: {}", why.unwrap_or_default()),
     }
     Ok(())
 }

@@ -99,7 +99,7 @@ impl Report<'_> {
         if as_json {
             print_json(&self.to_json());
         } else {
-            print!("{}", self.to_text());
+            out!("{}", self.to_text());
         }
     }
 

@@ -4,6 +4,17 @@
 //! Exit codes, for every subcommand: 0 success, 1 the request was refused or failed (one
 //! `error:` line on stderr), 2 bad usage.
 
+/// `println!` for standard output that never panics: a closed pipe ends the process quietly
+/// with status 141 (as SIGPIPE would), any other write error is reported on stderr.
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// `print!` for standard output that never panics (see `outln!`).
+macro_rules! out {
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*)) };
+}
+
 mod client;
 mod daemon;
 mod format;

@@ -85,16 +85,16 @@ pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
         } else {
             "mounted"
         };
-        println!(
+        outln!(
             "{what} {} at {}",
             a.mounted_device.display(),
             a.mount_point.display()
         );
         if let Some(t) = &a.table {
-            println!("table  {t}");
+            outln!("table  {t}");
         }
         if let Some(s) = &a.status {
-            println!("status {s}");
+            outln!("status {s}");
         }
     }
     Ok(())
@@ -115,11 +115,11 @@ pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
             "detached_loop": t.detached_loop,
         }));
     } else if !t.unmounted {
-        println!("nothing mounted at {}", args.mount_point.display());
+        outln!("nothing mounted at {}", args.mount_point.display());
     } else {
-        println!("unmounted {}", args.mount_point.display());
+        outln!("unmounted {}", args.mount_point.display());
         if let Some(d) = &t.removed_device {
-            println!(
+            outln!(
                 "removed {d}{}",
                 if t.deferred {
                     " (deferred: still busy)"
@@ -129,7 +129,7 @@ pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
             );
         }
         if let Some(l) = &t.detached_loop {
-            println!("detached {}", l.display());
+            outln!("detached {}", l.display());
         }
     }
     Ok(())

@@ -26,9 +26,22 @@ pub fn arg_or_stdin(arg: &str) -> Result<String, CliError> {
 /// Prints one JSON value on standard output.
 pub fn print_json(value: &serde_json::Value) {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => outln!("{s}"),
         Err(e) => eprintln!("error: cannot format JSON: {e}"),
     }
 }
 
 pub use kata_volume::error_chain;
+
+/// Writes to standard output. A reader that went away (broken pipe) ends the process quietly
+/// with status 141, as SIGPIPE would; other errors are reported once on standard error.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let result = out.write_fmt(args).and_then(|()| out.flush());
+    match result {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => eprintln!("error: cannot write to standard output: {e}"),
+    }
+}

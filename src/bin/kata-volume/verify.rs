@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let summary = result.map_err(engine_error)?;
     let g = &summary.geometry;
     let tree = summary.tree();
-    println!(
+    outln!(
         "ok: {} data blocks and {} hash blocks match root hash {}",
         g.data_blocks,
         tree.total_blocks(),
