@@ -32,6 +32,7 @@ cores=$(nproc)
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores," \
   "sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no), kernel $(uname -r)"
 echo "tools:   $(veritysetup --version), $("$KV_BIN" --version)"
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine slows the two-thread tool more)"
 echo "image:   $size_mib MiB in $dir ($(df --output=fstype "$dir" | tail -1)), $runs runs each"
 
 # SHA-256 ceiling: one core's openssl speed at 16 KiB blocks (k = 1000 bytes/s), × cores.
@@ -86,3 +87,5 @@ for layout in $layouts; do
     unset -n k v
   done
 done
+echo
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
