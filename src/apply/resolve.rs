@@ -96,13 +96,24 @@ const PSEUDO_FS_MAGICS: &[u64] = &[
     0x1980_0202, // mqueue
 ];
 
-fn on_pseudo_fs(sys: &dyn System, path: &Path) -> Result<bool, ApplyError> {
-    let magic = sys.fs_magic(path).map_err(|source| ApplyError::Step {
+/// `statfs` magic numbers of filesystems the host can write to (FUSE carries virtio-fs).
+const HOST_SHARED_FS_MAGICS: &[u64] = &[
+    0x6573_5546, // fuse (virtio-fs)
+    0x0102_1997, // 9p
+    0x6969,      // nfs
+    0xff53_4d42, // cifs
+];
+
+fn fs_magic(sys: &dyn System, path: &Path) -> Result<u64, ApplyError> {
+    sys.fs_magic(path).map_err(|source| ApplyError::Step {
         step: Step::ResolveSource,
         source,
         undo_failures: Vec::new(),
-    })?;
-    Ok(PSEUDO_FS_MAGICS.contains(&magic))
+    })
+}
+
+fn on_pseudo_fs(sys: &dyn System, path: &Path) -> Result<bool, ApplyError> {
+    Ok(PSEUDO_FS_MAGICS.contains(&fs_magic(sys, path)?))
 }
 
 /// Checks that `mount_point` lies strictly inside `root` and that no existing component from
@@ -137,6 +148,13 @@ pub fn confine_mount_point(
         }
         match sys.lstat(&cur) {
             Ok(st) => match st.kind {
+                // A directory the host can change (virtio-fs, 9p, FUSE) could be swapped for
+                // a symlink between this check and the mount: never mount through one.
+                FileKind::Directory if HOST_SHARED_FS_MAGICS.contains(&fs_magic(sys, &cur)?) => {
+                    return Err(bad(
+                        "passes through a host-shared filesystem (virtio-fs, 9p, FUSE)",
+                    ));
+                }
                 FileKind::Directory => {}
                 FileKind::Symlink => {
                     return Err(bad("has a symlink on its way from the mount root"));

@@ -24,6 +24,8 @@ const LOOP_MAJOR: u32 = 7;
 const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 const SYSFS_MAGIC: u64 = 0x6265_6572;
 const EXT4_SUPER_MAGIC: u64 = 0xef53;
+/// Any directory named `shared` is on virtio-fs (FUSE) in the fake, as Kata's shared folder.
+const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
 
 /// One kind of call, to record and to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -534,6 +536,8 @@ impl System for FakeSystem {
         // The fake's pseudo filesystems: /proc and /sys.
         Ok(if path.starts_with("/proc") {
             PROC_SUPER_MAGIC
+        } else if path.components().any(|c| c.as_os_str() == "shared") {
+            FUSE_SUPER_MAGIC
         } else if path.starts_with("/sys") {
             SYSFS_MAGIC
         } else {

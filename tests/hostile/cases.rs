@@ -68,6 +68,8 @@ pub fn system() -> FakeSystem {
     f.add_file("/images/layer.img", 64 << 20);
     f.add_symlink(&format!("{ROOT}/evil"), "/etc");
     f.add_dir(&format!("{ROOT}/busy"));
+    f.add_dir(&format!("{ROOT}/shared"));
+    f.add_dir(&format!("{ROOT}/shared/containers"));
     f
 }
 
@@ -141,6 +143,8 @@ pub fn cases() -> Vec<Case> {
         ("/run/kata-containers/evil", InvalidArgument),
         ("/run/kata-containers/evil/x", InvalidArgument),
         ("/run/kata-containers/evil/x/y/z", InvalidArgument),
+        ("/run/kata-containers/shared/containers/x", InvalidArgument),
+        ("/run/kata-containers/shared/y", InvalidArgument),
     ] {
         add(
             &format!("mount point {mp:?}"),
