@@ -54,7 +54,7 @@ pub struct Policy {
     pub allowed_sources: Vec<String>,
     /// Whether a regular file may be a source (through a read-only loop device).
     pub allow_files: bool,
-    /// Whether raw-block volumes without `dm_verity` may be mounted.
+    /// Whether volumes without `dm_verity` (raw or direct block) may be mounted.
     pub allow_unverified: bool,
     /// When set, only these root hashes (hex, any case) are mounted.
     pub trusted_root_hashes: Option<BTreeSet<String>>,
@@ -183,7 +183,10 @@ impl Policy {
     /// Checks a volume against the policy (verification, trusted hashes).
     pub fn check_volume(&self, volume: &Volume) -> Result<(), PolicyError> {
         let verity = volume.verity();
-        if verity.is_none() && matches!(volume, Volume::RawBlock(_)) && !self.allow_unverified {
+        // Without dm_verity nothing checks what the host's disk holds: refused for raw and
+        // direct block volumes alike unless the policy allows unverified volumes.
+        let mountable = matches!(volume, Volume::RawBlock(_) | Volume::DirectBlock(_));
+        if verity.is_none() && mountable && !self.allow_unverified {
             return Err(PolicyError::Unverified(volume.volume_type().to_string()));
         }
         if let (Some(trusted), Some(p)) = (&self.trusted_root_hashes, verity) {

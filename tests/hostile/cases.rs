@@ -230,6 +230,15 @@ pub fn cases() -> Vec<Case> {
         );
     }
     add(
+        "unverified direct_block",
+        with(|s| {
+            s.options = vec![opt_of(
+                r#"{"volume_type":"direct_block","source":"/dev/vdb","fs_type":"ext4","direct_volume":{"metadata":{"a":"b"}}}"#,
+            )]
+        }),
+        PermissionDenied,
+    );
+    add(
         "direct_block without direct_volume",
         with(|s| {
             s.options = vec![opt_of(
