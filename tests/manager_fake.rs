@@ -360,3 +360,78 @@ fn remove_with_a_failing_state_write_is_consistent_after_retry() {
     assert!(store.load().unwrap().entries.is_empty());
     assert_eq!(sys.snapshot(), before);
 }
+
+/// A mount of the layer that the manager does not know (a bind mount into a container) does
+/// not make the remove keep and forget the device: it is removed deferred, and goes when
+/// that last user does.
+#[test]
+fn remove_with_a_foreign_bind_mount_defers_the_device_removal() {
+    use kata_volume::plan::MountFlags;
+    use kata_volume::system::System;
+    let sys = system(1);
+    sys.add_dir("/run/container");
+    let m = manager(&sys, Arc::new(MemStore::default()));
+    let v = m.add_storage(&storage(0, "/run/a")).unwrap();
+    let node = format!("/dev/mapper/{}", v.dm_name.unwrap());
+    sys.mount(
+        std::path::Path::new(&node),
+        std::path::Path::new("/run/container"),
+        "erofs",
+        MountFlags::VERITY,
+        "",
+    )
+    .unwrap();
+    assert!(m.remove_storage("/run/a").unwrap());
+    assert!(m.list().is_empty());
+    assert_eq!(sys.snapshot().dm.len(), 1, "still held by the bind mount");
+    sys.unmount(std::path::Path::new("/run/container")).unwrap();
+    assert!(sys.snapshot().dm.is_empty(), "deferred removal happened");
+}
+
+/// A rollback that fails keeps the pending entry, so a remove finishes the cleanup.
+#[test]
+fn failed_rollback_keeps_the_entry_for_a_later_remove() {
+    let sys = system(1);
+    let before = sys.snapshot();
+    let m = manager(&sys, Arc::new(MemStore::default()));
+    sys.fail_nth(Op::Mount, 0, nix::libc::EIO);
+    sys.fail_nth(Op::DmRemove, 0, nix::libc::EBUSY);
+    let e = m.add_storage(&storage(0, "/run/x/a")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+    assert_eq!(
+        sys.snapshot().dm.len(),
+        1,
+        "the failed undo left the device"
+    );
+    assert!(
+        m.remove_storage("/run/x/a").unwrap(),
+        "the pending entry is still known"
+    );
+    assert_eq!(sys.snapshot(), before);
+}
+
+/// File sources: the daemon lets go of its loop handle once the dm device holds the loop.
+#[test]
+fn loop_handles_are_released_once_the_device_holds_them() {
+    let sys = system(0);
+    sys.add_file("/run/img/layer.img", 16 << 20);
+    let policy = Policy {
+        mount_root: PathBuf::from("/run"),
+        allow_files: true,
+        allowed_sources: vec!["/run/img/*".into()],
+        ..Policy::default()
+    };
+    let (m, _) = VolumeManager::new(
+        sys.clone(),
+        Arc::new(MemStore::default()),
+        ManagerOptions { policy },
+    )
+    .unwrap();
+    let mut s = storage(0, "/run/a");
+    s.source = "/run/img/layer.img".into();
+    m.add_storage(&s).unwrap();
+    assert_eq!(sys.count(Op::LoopAttach), 1);
+    assert_eq!(sys.count(Op::LoopRelease), 1);
+    assert!(m.remove_storage("/run/a").unwrap());
+    assert!(sys.snapshot().loops.is_empty());
+}

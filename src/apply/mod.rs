@@ -198,6 +198,11 @@ pub fn apply(
         sys.mount(&applied.mounted_device, mount_point, fs_type, flags, &data)
             .map_err(step(Step::Mount))?;
         txn.record(Undo::Unmount(mount_point.to_owned()));
+        // The dm device (or the mount) holds the loop device now: let go of ours, so that
+        // autoclear detaches it when the last user goes, whatever the teardown path.
+        if let Some(lo) = &applied.loop_device {
+            sys.loop_release(lo).map_err(step(Step::AttachLoop))?;
+        }
         Ok(applied)
     })();
     match result {

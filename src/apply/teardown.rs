@@ -50,6 +50,10 @@ pub struct Known {
     pub dm_name: Option<DmName>,
     /// The loop device.
     pub loop_device: Option<PathBuf>,
+    /// Whether other mount points of the caller still share the dm device: `Some(true)`
+    /// keeps it, `Some(false)` removes it (deferred while anything, e.g. a bind mount, still
+    /// holds it); `None` decides from the mount table (kept while any mount uses it).
+    pub shared: Option<bool>,
 }
 
 /// Tears down what is mounted at `mount_point` (and what `known` says belongs to it);
@@ -111,7 +115,11 @@ pub fn teardown(
             .any(|m| m.dev == d))
     };
     if let Some((name, dev)) = dm {
-        if still_used(dev)? {
+        let keep = match known.shared {
+            Some(shared) => shared,
+            None => still_used(dev)?,
+        };
+        if keep {
             done.kept_shared_device = true;
         } else {
             match sys.dm_remove(&name, false) {

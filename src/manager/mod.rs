@@ -217,9 +217,16 @@ impl VolumeManager {
         let applied = match applied {
             Ok(a) => a,
             Err(e) => {
-                // Nothing is left on the system; forget the pending entry (if this write
-                // fails, the next start's reconcile forgets it).
-                let _ = self.commit(&mut state, next);
+                // Rolled back: forget the pending entry (if this write fails, the next
+                // start's reconcile forgets it). If the rollback itself failed, keep the entry:
+                // a remove of this mount point (or the next start) finishes the cleanup.
+                let rollback_failed = matches!(
+                    &e,
+                    apply::ApplyError::Step { undo_failures, .. } if !undo_failures.is_empty()
+                );
+                if !rollback_failed {
+                    let _ = self.commit(&mut state, next);
+                }
                 return Err(e.into());
             }
         };
@@ -235,6 +242,7 @@ impl VolumeManager {
             let known = apply::Known {
                 dm_name: applied.dm_name.clone(),
                 loop_device: applied.loop_device.clone(),
+                shared: None,
             };
             let _ = apply::teardown(
                 self.sys.as_ref(),
@@ -269,12 +277,16 @@ impl VolumeManager {
         else {
             return Ok(false);
         };
-        apply::teardown(
-            self.sys.as_ref(),
-            &mount_point,
-            &entry.known(),
-            &entry.created_dirs,
-        )?;
+        let shared = self
+            .state()
+            .entries
+            .iter()
+            .any(|e| e.key == entry.key && e.mount_point != mount_point);
+        let known = apply::Known {
+            shared: Some(shared),
+            ..entry.known()
+        };
+        apply::teardown(self.sys.as_ref(), &mount_point, &known, &entry.created_dirs)?;
         let mut state = self.state();
         let mut next = state.clone();
         next.entries.retain(|e| e.mount_point != mount_point);

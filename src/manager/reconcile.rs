@@ -66,7 +66,7 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
             report.problems.push(crate::error_chain(&err));
         }
     }
-    // Orphans: our devices that no kept entry accounts for.
+    // Orphans: our devices that no kept entry accounts for and nothing mounts.
     let mounts = sys.mounts().unwrap_or_default();
     for d in sys.dm_list().unwrap_or_default() {
         let Ok(name) = DmName::new(&d.name) else {
@@ -79,10 +79,16 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
         {
             continue;
         }
-        for m in mounts.iter().rev().filter(|m| m.dev == d.dev) {
-            if let Err(err) = apply::teardown(sys, &m.target, &apply::Known::default(), &[]) {
-                report.problems.push(crate::error_chain(&err));
-            }
+        // One still mounted somewhere is in use by something this state does not know
+        // (`kata-volume mount`, another daemon's state folder): never pull it from under
+        // its users; report it instead.
+        if let Some(m) = mounts.iter().find(|m| m.dev == d.dev) {
+            report.problems.push(format!(
+                "left {} in place: mounted at {} but not in this state",
+                d.name,
+                m.target.display()
+            ));
+            continue;
         }
         let still = sys
             .dm_list()

@@ -90,6 +90,7 @@ impl Entry {
                 .as_deref()
                 .and_then(|n| crate::plan::DmName::new(n).ok()),
             loop_device: self.loop_device.clone(),
+            shared: None,
         }
     }
 }

@@ -42,6 +42,7 @@ pub enum Op {
     RemoveFile,
     LoopAttach,
     LoopDetach,
+    LoopRelease,
     LoopBackingFile,
     Mount,
     Unmount,
@@ -464,6 +465,15 @@ impl System for FakeSystem {
                 Ok(())
             }
             None => Err(err("detach loop device", device.display(), libc::ENXIO)),
+        }
+    }
+
+    fn loop_release(&self, device: &Path) -> SysResult<()> {
+        let s = self.enter(Op::LoopRelease, "release loop device", &device.display())?;
+        if s.loops.contains_key(device) {
+            Ok(())
+        } else {
+            Err(err("release loop device", device.display(), libc::ENXIO))
         }
     }
 

@@ -248,6 +248,23 @@ impl System for LinuxSystem {
             .map_err(io_err("detach loop device", device.display()))
     }
 
+    fn loop_release(&self, device: &Path) -> SysResult<()> {
+        // Dropping the handle closes our descriptor.
+        let held = self
+            .loops
+            .lock()
+            .map_err(|_| {
+                SysError::new(
+                    "release loop device",
+                    device.display(),
+                    io::Error::other("lock poisoned"),
+                )
+            })?
+            .remove(device);
+        drop(held);
+        Ok(())
+    }
+
     fn loop_backing_file(&self, dev: DevNum) -> SysResult<Option<PathBuf>> {
         let p = format!("/sys/dev/block/{dev}/loop/backing_file");
         match fs::read_to_string(&p) {

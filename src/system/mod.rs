@@ -154,6 +154,9 @@ pub trait System: Send + Sync {
     fn loop_attach(&self, file: &Path) -> SysResult<PathBuf>;
     /// Detaches a loop device.
     fn loop_detach(&self, device: &Path) -> SysResult<()>;
+    /// Lets go of this process's hold on a loop device it attached, once something else (the
+    /// dm device or a mount) holds it: autoclear then detaches it when that user goes.
+    fn loop_release(&self, device: &Path) -> SysResult<()>;
     /// The backing file of a loop device, `None` when it is not attached.
     fn loop_backing_file(&self, dev: DevNum) -> SysResult<Option<PathBuf>>;
     /// Mounts `source` on `target`.
