@@ -337,6 +337,12 @@ impl Volume {
 
 /// Checks a `dm_verity` block.
 pub(crate) fn verity_params(info: &DmVerityInfo) -> Result<VerityParams, VolumeError> {
+    // The contract (the host's own check) knows sha256 and sha1 only; the engine's sha512
+    // is for images made with `kata-volume format`, not for volumes.
+    if !info.hashtype.eq_ignore_ascii_case("sha256") && !info.hashtype.eq_ignore_ascii_case("sha1")
+    {
+        return Err(crate::verity::VerityError::HashType(truncate(&info.hashtype)).into());
+    }
     Ok(VerityParams::new(&RawVerity {
         hashtype: &info.hashtype,
         hash: &info.hash,

@@ -21,7 +21,7 @@ use crate::output::error_chain;
 /// Run the guest daemon (root): serve AddStorage/RemoveStorage/ListStorages/CheckStorage.
 ///
 /// Listens on vsock port 1025 of any CID by default (the Kata agent has 1024). State is kept
-/// in DIR/state.json and reconciled with the kernel at start, so a daemon killed at any
+/// in DIR/volumes.json and reconciled with the kernel at start, so a daemon killed at any
 /// moment and restarted leaks nothing. On SIGTERM/SIGINT, requests in flight finish; the
 /// mounts stay for the next daemon unless --unmount-on-exit is given.
 #[derive(Debug, clap::Args)]

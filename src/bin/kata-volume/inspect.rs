@@ -1,6 +1,7 @@
 //! `kata-volume inspect`: decode, validate and plan a volume option offline, no root needed.
 
 use kata_volume::plan::{self, DEFAULT_FS_OPTIONS, MountFlags, VerityPlan};
+use kata_volume::system::LinuxSystem;
 use kata_volume::verity::{VerityParams, parse_tarfs};
 use kata_volume::volume::{Volume, verity_info};
 use serde_json::{Value, json};
@@ -72,8 +73,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
     }
 }
 
+/// The plan on `device`. When the device exists here (inspect run in the guest), its
+/// identity (`block:<major>:<minor>`) names the dm device exactly as `mount`/`add` will;
+/// elsewhere the path stands in for it.
 fn plan_on(params: &VerityParams, device: &str) -> Result<VerityPlan, CliError> {
-    plan::verity_plan(params, device, device, Vec::new()).map_err(CliError::failed)
+    let identity = kata_volume::apply::resolve_source(&LinuxSystem::new(), device, true)
+        .map_or_else(|_| device.to_owned(), |r| r.identity);
+    plan::verity_plan(params, device, &identity, Vec::new()).map_err(CliError::failed)
 }
 
 fn mount_of(volume: &Volume) -> Result<Option<(String, MountFlags, String)>, CliError> {
