@@ -66,6 +66,8 @@ pub struct Policy {
     pub ignore_zero_blocks: bool,
     /// dm-verity `root_hash_sig_key_desc <key>`: the root hash must be signed by this key.
     pub root_hash_sig_key_desc: Option<String>,
+    /// Filesystem types a volume may be mounted as.
+    pub allowed_fs_types: Vec<String>,
     /// Filesystem options the host may pass.
     pub allowed_fs_options: Vec<String>,
     /// Longest volume option accepted (bytes).
@@ -96,6 +98,7 @@ impl Default for Policy {
             check_at_most_once: false,
             ignore_zero_blocks: false,
             root_hash_sig_key_desc: None,
+            allowed_fs_types: ["erofs", "ext4", "xfs"].map(String::from).to_vec(),
             allowed_fs_options: DEFAULT_FS_OPTIONS.iter().map(|s| (*s).to_owned()).collect(),
             max_option_bytes: 64 * 1024,
             max_request_bytes: 256 * 1024,
@@ -121,6 +124,9 @@ pub enum PolicyError {
     /// Unverified raw block volume.
     #[error("Volume {0} without dm_verity is not allowed")]
     Unverified(String),
+    /// A filesystem type the policy does not allow.
+    #[error("Filesystem type {0:?} is not allowed")]
+    FsType(String),
     /// Root hash not in the trusted set.
     #[error("Root hash {0} is not trusted")]
     UntrustedRootHash(String),
@@ -186,6 +192,16 @@ impl Policy {
         // Without dm_verity nothing checks what the host's disk holds: refused for raw and
         // direct block volumes alike unless the policy allows unverified volumes.
         let mountable = matches!(volume, Volume::RawBlock(_) | Volume::DirectBlock(_));
+        let fs_type = match volume {
+            Volume::RawBlock(r) => Some(&r.fs_type),
+            Volume::DirectBlock(d) if !d.fs_type.is_empty() => Some(&d.fs_type),
+            _ => None,
+        };
+        if let Some(t) = fs_type
+            && !self.allowed_fs_types.iter().any(|a| a == t)
+        {
+            return Err(PolicyError::FsType(truncate_for_error(t)));
+        }
         if verity.is_none() && mountable && !self.allow_unverified {
             return Err(PolicyError::Unverified(volume.volume_type().to_string()));
         }

@@ -229,6 +229,14 @@ pub fn cases() -> Vec<Case> {
             InvalidArgument,
         );
     }
+    for t in ["debugfs", "tmpfs", "proc", "btrfs", "vfat"] {
+        let j = verity_json(TRUSTED, &format!(r#","fs_type":"{t}""#));
+        add(
+            &format!("fs_type {t}"),
+            with(|s| s.options = vec![opt_of(&j)]),
+            PermissionDenied,
+        );
+    }
     add(
         "unverified direct_block",
         with(|s| {

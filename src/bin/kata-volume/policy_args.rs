@@ -20,6 +20,10 @@ pub struct PolicyArgs {
     /// Replaces the policy's list [default: /dev/vd* /dev/sd* /dev/pmem* /dev/nvme* /dev/xvd*].
     #[arg(long = "allowed-source", value_name = "PATTERN")]
     allowed_sources: Vec<String>,
+    /// Allowed filesystem type; repeat for several. Replaces the policy's list
+    /// [default: erofs ext4 xfs].
+    #[arg(long = "allowed-fs-type", value_name = "TYPE")]
+    allowed_fs_types: Vec<String>,
     /// Allow regular files as sources (through read-only loop devices).
     #[arg(long)]
     allow_files: bool,
@@ -63,6 +67,9 @@ impl PolicyArgs {
         }
         if !self.allowed_sources.is_empty() {
             p.allowed_sources = self.allowed_sources.clone();
+        }
+        if !self.allowed_fs_types.is_empty() {
+            p.allowed_fs_types = self.allowed_fs_types.clone();
         }
         p.allow_files |= self.allow_files;
         p.allow_unverified |= self.allow_unverified;
