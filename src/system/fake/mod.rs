@@ -1,0 +1,310 @@
+//! [`FakeSystem`]: an in-memory model of the kernel objects this crate touches (dm devices,
+//! nodes, loop devices, mounts, directories), recording every call and able to fail any one.
+//! Passed explicitly to constructors in tests; never selected implicitly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use nix::libc;
+
+mod system_impl;
+
+use super::{BlockInfo, DevNum, FileInfo, FileKind, MountEntry, SysError, SysResult};
+use crate::verity::units::{Bytes, SECTOR_SIZE};
+
+/// Device-mapper's major number in the fake.
+const DM_MAJOR: u32 = 253;
+/// Loop devices' major number.
+const LOOP_MAJOR: u32 = 7;
+/// `statfs` magic numbers the fake reports.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+const SYSFS_MAGIC: u64 = 0x6265_6572;
+const EXT4_SUPER_MAGIC: u64 = 0xef53;
+/// Any directory named `shared` is on virtio-fs (FUSE) in the fake, as Kata's shared folder.
+const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
+
+/// One kind of call, to record and to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum Op {
+    DmCreate,
+    DmLoad,
+    DmResume,
+    DmRemove,
+    DmTable,
+    DmStatus,
+    DmList,
+    MakeNode,
+    RemoveFile,
+    LoopAttach,
+    LoopDetach,
+    LoopRelease,
+    LoopBackingFile,
+    Mount,
+    Unmount,
+    Mounts,
+    Stat,
+    Lstat,
+    FsMagic,
+    BlockInfo,
+    MakeDir,
+    RemoveDir,
+    ReadDevice,
+}
+
+impl Op {
+    /// Every operation that changes the system (the ones a transaction must undo).
+    pub const MUTATING: [Op; 12] = [
+        Op::MakeDir,
+        Op::RemoveDir,
+        Op::DmCreate,
+        Op::DmLoad,
+        Op::DmResume,
+        Op::DmRemove,
+        Op::MakeNode,
+        Op::RemoveFile,
+        Op::LoopAttach,
+        Op::LoopDetach,
+        Op::Mount,
+        Op::Unmount,
+    ];
+}
+
+#[derive(Debug, Clone)]
+struct FakeDm {
+    dev: DevNum,
+    table: Option<String>,
+    active: bool,
+    deferred_remove: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    dm: BTreeMap<String, FakeDm>,
+    next_dm_minor: u32,
+    next_loop: u32,
+    /// Block device nodes (seeded devices, made nodes, loop devices).
+    nodes: BTreeMap<PathBuf, DevNum>,
+    /// Nodes created by `make_node` (a subset of `nodes`).
+    made_nodes: BTreeSet<PathBuf>,
+    block_info: BTreeMap<DevNum, BlockInfo>,
+    files: BTreeMap<PathBuf, u64>,
+    char_devices: BTreeSet<PathBuf>,
+    symlinks: BTreeMap<PathBuf, PathBuf>,
+    dirs: BTreeSet<PathBuf>,
+    loops: BTreeMap<PathBuf, (DevNum, PathBuf)>,
+    mounts: Vec<MountEntry>,
+    corrupt: BTreeSet<String>,
+    calls: Vec<Op>,
+    /// Fail the call of this op after this many more calls of it succeed.
+    fail: Vec<(Op, usize, i32)>,
+    /// After this many more mutating calls, every mutating call fails (a process that died).
+    crash_after: Option<usize>,
+}
+
+/// What exists in the fake, for "nothing left behind" assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// dm device names.
+    pub dm: BTreeSet<String>,
+    /// Nodes made by `make_node`.
+    pub nodes: BTreeSet<PathBuf>,
+    /// Attached loop devices.
+    pub loops: BTreeSet<PathBuf>,
+    /// Mount points, in mount order.
+    pub mounts: Vec<PathBuf>,
+    /// Directories.
+    pub dirs: BTreeSet<PathBuf>,
+}
+
+/// The in-memory fake.
+#[derive(Debug, Default)]
+pub struct FakeSystem {
+    state: Mutex<State>,
+}
+
+fn err(op: &'static str, target: impl std::fmt::Display, errno: i32) -> SysError {
+    SysError::new(op, target, io::Error::from_raw_os_error(errno))
+}
+
+impl FakeSystem {
+    /// An empty system with `/` and `/dev` directories.
+    pub fn new() -> Self {
+        let fake = Self::default();
+        {
+            let mut s = fake.lock();
+            s.dirs.insert(PathBuf::from("/"));
+            s.dirs.insert(PathBuf::from("/dev"));
+        }
+        fake
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread poisons the lock; the state is still usable for others.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a block device node of `size` bytes with 512-byte logical blocks.
+    pub fn add_block_device(&self, path: &str, dev: DevNum, size: u64) {
+        let mut s = self.lock();
+        s.nodes.insert(PathBuf::from(path), dev);
+        s.block_info.insert(
+            dev,
+            BlockInfo {
+                size: Bytes(size),
+                logical_block_size: SECTOR_SIZE,
+            },
+        );
+    }
+
+    /// Adds a regular file of `size` bytes.
+    pub fn add_file(&self, path: &str, size: u64) {
+        self.lock().files.insert(PathBuf::from(path), size);
+    }
+
+    /// Adds a character device (e.g. `/dev/null`).
+    pub fn add_char_device(&self, path: &str) {
+        self.lock().char_devices.insert(PathBuf::from(path));
+    }
+
+    /// Adds a symlink `path` → `target` (followed by `stat`, not by `lstat`).
+    pub fn add_symlink(&self, path: &str, target: &str) {
+        self.lock()
+            .symlinks
+            .insert(PathBuf::from(path), PathBuf::from(target));
+    }
+
+    /// Adds a directory.
+    pub fn add_dir(&self, path: &str) {
+        self.lock().dirs.insert(PathBuf::from(path));
+    }
+
+    /// Makes the `nth` (0-based, counted from now) call of `op` fail with `errno`.
+    pub fn fail_nth(&self, op: Op, nth: usize, errno: i32) {
+        self.lock().fail.push((op, nth, errno));
+    }
+
+    /// Simulates a crash: after `n` more mutating calls, every mutating call fails with EIO
+    /// (so neither the operation nor its rollback changes anything any more).
+    pub fn crash_after(&self, n: usize) {
+        self.lock().crash_after = Some(n);
+    }
+
+    /// Ends every injected failure and crash (the "restarted" process works again).
+    pub fn clear_failures(&self) {
+        let mut s = self.lock();
+        s.fail.clear();
+        s.crash_after = None;
+    }
+
+    /// Makes the dm device report corruption (`C`).
+    pub fn set_corrupt(&self, name: &str) {
+        self.lock().corrupt.insert(name.to_owned());
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Op> {
+        self.lock().calls.clone()
+    }
+
+    /// How many calls of `op` so far.
+    pub fn count(&self, op: Op) -> usize {
+        self.lock().calls.iter().filter(|c| **c == op).count()
+    }
+
+    /// What exists now.
+    pub fn snapshot(&self) -> Snapshot {
+        let s = self.lock();
+        Snapshot {
+            dm: s.dm.keys().cloned().collect(),
+            nodes: s.made_nodes.clone(),
+            loops: s.loops.keys().cloned().collect(),
+            mounts: s.mounts.iter().map(|m| m.target.clone()).collect(),
+            dirs: s.dirs.clone(),
+        }
+    }
+
+    /// Records the call and fails it if asked to.
+    fn enter(
+        &self,
+        op: Op,
+        name: &'static str,
+        target: &dyn std::fmt::Display,
+    ) -> SysResult<MutexGuard<'_, State>> {
+        let mut s = self.lock();
+        s.calls.push(op);
+        let mut fail = None;
+        for f in s.fail.iter_mut().filter(|f| f.0 == op) {
+            if f.1 == 0 {
+                fail = Some(f.2);
+            }
+            f.1 = f.1.wrapping_sub(1);
+        }
+        s.fail.retain(|f| f.0 != op || f.1 != usize::MAX);
+        if Op::MUTATING.contains(&op) {
+            match s.crash_after {
+                Some(0) => fail = Some(libc::EIO),
+                Some(n) => s.crash_after = Some(n - 1),
+                None => {}
+            }
+        }
+        match fail {
+            Some(errno) => Err(err(name, target, errno)),
+            None => Ok(s),
+        }
+    }
+}
+
+impl State {
+    fn dev_in_use(&self, dev: DevNum) -> bool {
+        self.mounts.iter().any(|m| m.dev == dev)
+            || self.dm.values().filter_map(|d| d.table.as_ref()).any(|t| {
+                self.nodes
+                    .iter()
+                    .any(|(p, n)| *n == dev && t.contains(&*p.to_string_lossy()))
+            })
+    }
+
+    fn info(&self, path: &Path, op: &'static str) -> SysResult<FileInfo> {
+        let kind = if let Some(dev) = self.nodes.get(path) {
+            FileKind::Block(*dev)
+        } else if self.files.contains_key(path) {
+            FileKind::Regular
+        } else if self.dirs.contains(path) {
+            FileKind::Directory
+        } else if self.char_devices.contains(path) {
+            FileKind::Char
+        } else {
+            return Err(err(op, path.display(), libc::ENOENT));
+        };
+        // A stable fake inode: the path's hash.
+        let ino = path
+            .to_string_lossy()
+            .bytes()
+            .fold(1469598103934665603u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(1099511628211)
+            });
+        Ok(FileInfo {
+            kind,
+            dev: 1,
+            ino,
+            size: self.files.get(path).copied().unwrap_or(0),
+        })
+    }
+
+    fn reap_deferred(&mut self) {
+        let dead: Vec<String> = self
+            .dm
+            .iter()
+            .filter(|(_, d)| d.deferred_remove && !self.mounts.iter().any(|m| m.dev == d.dev))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in dead {
+            self.dm.remove(&n);
+        }
+    }
+}
