@@ -38,7 +38,7 @@ fn device() -> BlockDevice {
         path: "/dev/vdb".into(),
         identity: "254:16".into(),
         size: Bytes(64 << 20),
-        logical_block_size: 512,
+        logical_block_size: Bytes(512),
     }
 }
 

@@ -127,8 +127,8 @@ pub struct BlockDevice {
     pub identity: String,
     /// Size in bytes.
     pub size: Bytes,
-    /// Logical block size in bytes.
-    pub logical_block_size: u64,
+    /// Logical block size.
+    pub logical_block_size: Bytes,
 }
 
 /// Mount flags this crate sets (a safe subset of `MS_*`).
@@ -284,11 +284,11 @@ pub fn check_device(params: &VerityParams, device: &BlockDevice) -> Result<(), P
         ("blocksize", params.data_block_size()),
         ("hashsize", params.hash_block_size()),
     ] {
-        if size.bytes() < device.logical_block_size {
+        if size.bytes() < device.logical_block_size.0 {
             return Err(PlanError::BelowLogicalBlock {
                 field,
                 size,
-                logical: device.logical_block_size,
+                logical: device.logical_block_size.0,
                 device: device.path.clone(),
             });
         }

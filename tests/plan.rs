@@ -23,7 +23,7 @@ fn device(path: &str, size: u64) -> BlockDevice {
         path: path.into(),
         identity: format!("id:{path}"),
         size: Bytes(size),
-        logical_block_size: 512,
+        logical_block_size: Bytes(512),
     }
 }
 
@@ -182,7 +182,7 @@ fn check_device_size_and_logical_block() {
     }
     // 512-byte data blocks on a 4 KiB-sector device: refused, naming blocksize.
     let mut dev = device("/dev/nvme0n1", 1 << 30);
-    dev.logical_block_size = 4096;
+    dev.logical_block_size = Bytes(4096);
     let e = check_device(&p, &dev).unwrap_err();
     assert!(
         matches!(
@@ -210,7 +210,7 @@ fn check_device_size_and_logical_block() {
     .unwrap();
     let e = check_device(&q, &dev).unwrap_err();
     assert_names(&e.to_string(), &["dm_verity.hashsize 512", "4096"]);
-    dev.logical_block_size = 512;
+    dev.logical_block_size = Bytes(512);
     assert!(check_device(&q, &dev).is_ok());
 }
 

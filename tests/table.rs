@@ -328,8 +328,9 @@ fn target_length_is_the_data_area_in_sectors() {
     let mut huge = t.clone();
     huge.data_blocks = u64::MAX;
     assert_eq!(huge.length(), None);
+    // The error names the field that is out of range: the data block count.
     assert!(matches!(
         VerityTable::new(huge),
-        Err(VerityError::Overflow { .. })
+        Err(VerityError::DataBlocks(u64::MAX))
     ));
 }

@@ -42,7 +42,7 @@ fn check(input: &str) {
             path: "/dev/vdb".into(),
             identity: "254:16".into(),
             size: Bytes(size),
-            logical_block_size: 512,
+            logical_block_size: Bytes(512),
         };
         if let Err(e) = plan(&volume, device, Vec::new(), DEFAULT_FS_OPTIONS) {
             let msg = e.to_string();

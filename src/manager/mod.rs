@@ -379,22 +379,14 @@ fn check_mount_point(mp: &str) -> Result<PathBuf, ManagerError> {
         value: volume::truncate_for_error(mp),
         why,
     };
-    if mp.is_empty() || !mp.starts_with('/') {
-        return Err(bad("must be an absolute path"));
+    if mp.len() > 4096 {
+        return Err(bad("longer than 4096 bytes"));
     }
-    if mp.contains('\0') || mp.len() > 4096 {
-        return Err(bad("must be at most 4096 bytes without NUL"));
+    let path = PathBuf::from(mp);
+    if !crate::policy::is_normal_absolute(&path) {
+        return Err(bad(
+            "must be an absolute path other than / without '.', '..', empty components or NUL",
+        ));
     }
-    if mp
-        .split('/')
-        .skip(1)
-        .any(|c| c == ".." || c == "." || c.is_empty())
-        && mp != "/"
-    {
-        return Err(bad("must not contain '.', '..' or empty components"));
-    }
-    if mp == "/" {
-        return Err(bad("must not be /"));
-    }
-    Ok(PathBuf::from(mp))
+    Ok(path)
 }

@@ -348,7 +348,7 @@ impl System for LinuxSystem {
             .unwrap_or(SECTOR_SIZE);
         Ok(BlockInfo {
             size: Bytes(sectors.saturating_mul(SECTOR_SIZE)),
-            logical_block_size: lbs,
+            logical_block_size: Bytes(lbs),
         })
     }
 

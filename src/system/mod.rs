@@ -69,8 +69,8 @@ pub struct FileInfo {
 pub struct BlockInfo {
     /// Size in bytes.
     pub size: Bytes,
-    /// Logical block size in bytes.
-    pub logical_block_size: u64,
+    /// Logical block size.
+    pub logical_block_size: Bytes,
 }
 
 /// An active device-mapper device.

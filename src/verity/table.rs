@@ -255,9 +255,10 @@ pub struct VerityTable {
 impl VerityTable {
     /// The table for `target`, whose length covers its data area.
     pub fn new(target: VerityTarget) -> Result<Self, VerityError> {
-        let length = target.length().ok_or(VerityError::Overflow {
-            offset: target.data_blocks,
-        })?;
+        // Only a data block count past the contract's 2^32-1 can overflow the length.
+        let length = target
+            .length()
+            .ok_or(VerityError::DataBlocks(target.data_blocks))?;
         Ok(Self { length, target })
     }
 }

@@ -156,7 +156,7 @@ impl FakeSystem {
             dev,
             BlockInfo {
                 size: Bytes(size),
-                logical_block_size: SECTOR_SIZE,
+                logical_block_size: Bytes(SECTOR_SIZE),
             },
         );
     }

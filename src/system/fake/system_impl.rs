@@ -154,7 +154,7 @@ impl System for FakeSystem {
             dev,
             BlockInfo {
                 size: Bytes(size),
-                logical_block_size: SECTOR_SIZE,
+                logical_block_size: Bytes(SECTOR_SIZE),
             },
         );
         s.loops.insert(path.clone(), (dev, file.to_owned()));
