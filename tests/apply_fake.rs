@@ -295,3 +295,27 @@ fn files_on_kernel_pseudo_filesystems_are_never_images() {
     assert_eq!(sys.count(Op::LoopAttach), 0);
     assert_eq!(sys.snapshot(), before);
 }
+
+/// A refusal after system changes (status C) whose rollback fails keeps both facts.
+#[test]
+fn refusal_with_a_failed_rollback_reports_both() {
+    let sys = fake();
+    let v = Volume::parse(&verity_json("/dev/vdb")).unwrap();
+    let a = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap();
+    apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
+    sys.set_corrupt(a.dm_name.unwrap().as_str());
+    sys.fail_nth(Op::DmRemove, 0, nix::libc::EBUSY);
+    let e = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap_err();
+    match &e {
+        ApplyError::RollbackFailed {
+            error,
+            undo_failures,
+        } => {
+            assert!(matches!(**error, ApplyError::NotVerified { .. }), "{e}");
+            assert_eq!(undo_failures.len(), 1, "{e}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(e.undo_failures().len(), 1);
+    assert!(e.to_string().contains("rolling back failed"), "{e}");
+}

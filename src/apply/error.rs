@@ -99,6 +99,14 @@ pub enum ApplyError {
         /// Its status line.
         status: String,
     },
+    /// A check failed after system changes, and undoing them failed too.
+    #[error("{error} (and rolling back failed: {})", undo_failures.join("; "))]
+    RollbackFailed {
+        /// The error that started the rollback.
+        error: Box<ApplyError>,
+        /// Undo steps that failed (what may have been left behind).
+        undo_failures: Vec<String>,
+    },
     /// A system step failed (everything done before it was undone).
     #[error("Failed to {step}{}", undo_note(undo_failures))]
     Step {
@@ -121,6 +129,15 @@ fn undo_note(failures: &[String]) -> String {
 }
 
 impl ApplyError {
+    /// Undo steps that failed after this error (what may have been left behind).
+    pub fn undo_failures(&self) -> &[String] {
+        match self {
+            ApplyError::Step { undo_failures, .. }
+            | ApplyError::RollbackFailed { undo_failures, .. } => undo_failures,
+            _ => &[],
+        }
+    }
+
     /// Attaches failed undo steps to the error.
     pub(crate) fn with_undo_failures(self, failures: Vec<String>) -> Self {
         if failures.is_empty() {
@@ -132,19 +149,10 @@ impl ApplyError {
                 source,
                 undo_failures: failures,
             },
-            other => {
-                // Keep the original error; the leak is the more urgent news for an operator.
-                let msg = other.to_string();
-                ApplyError::Step {
-                    step: Step::RemoveDevice,
-                    source: SysError::new(
-                        "roll back after",
-                        msg,
-                        std::io::Error::other(failures.join("; ")),
-                    ),
-                    undo_failures: failures,
-                }
-            }
+            other => ApplyError::RollbackFailed {
+                error: Box::new(other),
+                undo_failures: failures,
+            },
         }
     }
 }

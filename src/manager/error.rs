@@ -98,7 +98,7 @@ impl ManagerError {
                 ApplyError::Step { source, .. } if source.is_not_found() => {
                     ErrorKind::InvalidArgument
                 }
-                ApplyError::Step { .. } => ErrorKind::Internal,
+                ApplyError::Step { .. } | ApplyError::RollbackFailed { .. } => ErrorKind::Internal,
             },
         }
     }

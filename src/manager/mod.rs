@@ -220,10 +220,7 @@ impl VolumeManager {
                 // Rolled back: forget the pending entry (if this write fails, the next
                 // start's reconcile forgets it). If the rollback itself failed, keep the entry:
                 // a remove of this mount point (or the next start) finishes the cleanup.
-                let rollback_failed = matches!(
-                    &e,
-                    apply::ApplyError::Step { undo_failures, .. } if !undo_failures.is_empty()
-                );
+                let rollback_failed = !e.undo_failures().is_empty();
                 if !rollback_failed {
                     let _ = self.commit(&mut state, next);
                 }
