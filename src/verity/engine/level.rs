@@ -107,13 +107,12 @@ pub(super) fn run(
             let out_len = n.div_ceil(per_parent) * parents.block_size;
             bufs.parents.clear();
             bufs.parents.resize(out_len, 0);
-            for (block, slot) in bufs
-                .children
-                .chunks_exact(children.block_size)
-                .zip(bufs.parents.chunks_exact_mut(parents.slot))
-            {
-                hasher.hash_into(block, slot);
-            }
+            hasher.hash_blocks(
+                &bufs.children,
+                children.block_size,
+                &mut bufs.parents,
+                parents.slot,
+            );
 
             let out_at = parents.offset + (first / per_parent as u64) * parents.block_size as u64;
             match mode {

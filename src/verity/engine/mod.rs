@@ -19,6 +19,8 @@ mod files;
 mod hasher;
 mod level;
 mod progress;
+#[cfg(target_arch = "x86_64")]
+mod sha256_ni;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
