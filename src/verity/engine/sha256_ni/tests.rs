@@ -1,0 +1,131 @@
+//! The two-lane SHA-256 against the `sha2` crate.
+
+use sha2::{Digest as _, Sha256};
+
+use super::*;
+
+/// The token, or a failure when `/proc/cpuinfo` lists the SHA extensions that detection
+/// missed; `None` only on a CPU without them, where there is nothing to test.
+fn token() -> Option<ShaNi> {
+    let listed = std::fs::read_to_string("/proc/cpuinfo")
+        .is_ok_and(|info| info.split_whitespace().any(|flag| flag == "sha_ni"));
+    let ni = ShaNi::detect();
+    assert_eq!(
+        ni.is_some(),
+        listed,
+        "detection disagrees with /proc/cpuinfo"
+    );
+    if ni.is_none() {
+        eprintln!("this CPU has no SHA extensions: only the portable hasher runs here");
+    }
+    ni
+}
+
+fn reference(salt: &[u8], message: &[u8]) -> Vec<u8> {
+    Sha256::new()
+        .chain_update(salt)
+        .chain_update(message)
+        .finalize()
+        .to_vec()
+}
+
+fn bytes(len: usize, seed: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from((i * 131 + seed * 17 + (i >> 8)) % 251).unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn agrees_with_sha2_for_every_salt_and_length_shape() {
+    let Some(ni) = token() else { return };
+    for salt_len in [0, 1, 31, 32, 55, 56, 63, 64, 65, 100, 128, 256] {
+        let salt = bytes(salt_len, 1);
+        let hasher = SaltedSha256::new(ni, &salt);
+        for len in [0, 1, 55, 56, 63, 64, 65, 119, 120, 512, 1000, 4096] {
+            let (a, b) = (bytes(len, 2), bytes(len, 3));
+            let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
+            hasher.hash(
+                [&a[..], &b[..]],
+                [&mut da[..], &mut db[..]],
+                &mut Scratch::default(),
+            );
+            assert_eq!(
+                da[..],
+                reference(&salt, &a)[..],
+                "salt {salt_len}, len {len}"
+            );
+            assert_eq!(
+                db[..],
+                reference(&salt, &b)[..],
+                "salt {salt_len}, len {len}"
+            );
+            let mut one = [0u8; 32];
+            hasher.hash_one(&a, &mut one);
+            assert_eq!(one, da, "salt {salt_len}, len {len}, one lane");
+        }
+    }
+}
+
+#[test]
+fn messages_of_different_lengths_are_hashed_apart() {
+    let Some(ni) = token() else { return };
+    let hasher = SaltedSha256::new(ni, b"salt");
+    let (a, b) = (bytes(512, 4), bytes(100, 5));
+    let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
+    hasher.hash(
+        [&a[..], &b[..]],
+        [&mut da[..], &mut db[..]],
+        &mut Scratch::default(),
+    );
+    assert_eq!(da[..], reference(b"salt", &a)[..]);
+    assert_eq!(db[..], reference(b"salt", &b)[..]);
+}
+
+#[test]
+fn hash_blocks_fills_every_slot_odd_counts_included() {
+    let Some(ni) = token() else { return };
+    for (salt, count) in [
+        (&b""[..], 7),
+        (b"0123456789abcdef0123456789abcdef", 8),
+        (b"", 1),
+    ] {
+        let hasher = SaltedSha256::new(ni, salt);
+        let data = bytes(512 * count, 6);
+        let mut out = vec![0xAAu8; 64 * count];
+        hasher.hash_blocks(&data, 512, &mut out, 64);
+        for (i, (block, slot)) in data.chunks(512).zip(out.chunks(64)).enumerate() {
+            assert_eq!(slot[..32], reference(salt, block)[..], "block {i}");
+            assert_eq!(
+                slot[32..],
+                [0xAA; 32],
+                "block {i}: rest of the slot untouched"
+            );
+        }
+    }
+}
+
+#[test]
+fn short_outputs_get_a_prefix_of_the_digest() {
+    let Some(ni) = token() else { return };
+    let hasher = SaltedSha256::new(ni, b"");
+    let mut out = [0u8; 7];
+    hasher.hash_one(b"abc", &mut out);
+    assert_eq!(out[..], reference(b"", b"abc")[..7]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_salt_and_pair_of_messages(
+        salt in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        a in proptest::collection::vec(proptest::num::u8::ANY, 0..2100),
+        seed in proptest::num::u8::ANY,
+    ) {
+        let Some(ni) = token() else { return Ok(()) };
+        let b: Vec<u8> = a.iter().map(|x| x ^ seed.wrapping_add(1)).collect();
+        let hasher = SaltedSha256::new(ni, &salt);
+        let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
+        hasher.hash([&a[..], &b[..]], [&mut da[..], &mut db[..]], &mut Scratch::default());
+        proptest::prop_assert_eq!(&da[..], &reference(&salt, &a)[..]);
+        proptest::prop_assert_eq!(&db[..], &reference(&salt, &b)[..]);
+    }
+}
