@@ -211,23 +211,53 @@ fn verify_names_the_corrupted_block() {
 fn bad_arguments_exit_2() {
     let (_dir, img) = image(4, 4096, 6);
     let root = "00".repeat(32);
-    for args in [
-        vec!["format", "--data-block-size", "1000", s(&img)],
-        vec!["format", "--hash-block-size", "8192", s(&img)],
-        vec!["format", "--hash", "md5", s(&img)],
-        vec!["format", "--salt", "xyz", s(&img)],
-        vec!["format", "--hash-offset", "100", s(&img)],
-        vec!["format", "--hash-offset", "4096", s(&img)],
-        vec!["format", "--volume-type", "image_guest_pull", s(&img)],
-        vec!["format"],
-        vec!["verify", s(&img)],
-        vec!["verify", "--data-blocks", "4", s(&img), "abcd"],
-        vec!["verify", s(&img), &root],
+    for (args, names) in [
+        (
+            vec!["format", "--data-block-size", "1000", s(&img)],
+            "--data-block-size 1000",
+        ),
+        (
+            vec!["format", "--hash-block-size", "8192", s(&img)],
+            "--hash-block-size 8192",
+        ),
+        (
+            vec!["format", "--hash", "md5", s(&img)],
+            "--hash \"md5\": expected sha256, sha1 or sha512",
+        ),
+        (vec!["format", "--salt", "xyz", s(&img)], "--salt \"xyz\""),
+        (
+            vec!["format", "--hash-offset", "100", s(&img)],
+            "--hash-offset 100",
+        ),
+        (
+            vec!["format", "--hash-offset", "4096", s(&img)],
+            "--hash-offset 4096",
+        ),
+        (
+            vec!["format", "--data-blocks", "0", s(&img)],
+            "--data-blocks 0",
+        ),
+        (
+            vec!["format", "--volume-type", "image_guest_pull", s(&img)],
+            "--volume-type",
+        ),
+        (vec!["format"], "IMAGE"),
+        (vec!["verify", s(&img)], "ROOT_HASH"),
+        (
+            vec!["verify", "--data-blocks", "4", s(&img), "abcd"],
+            "ROOT_HASH \"abcd\"",
+        ),
+        (vec!["verify", s(&img), &root], "--data-blocks"),
     ] {
         let out = kv(&args);
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
         assert!(
-            stderr(&out).starts_with("error"),
+            stderr(&out).starts_with("error") && stderr(&out).contains(names),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("dm_verity."),
             "{args:?}: {}",
             stderr(&out)
         );

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use kata_volume::verity::engine::{self, Config, EngineError, ProgressFn, Summary};
-use kata_volume::verity::{Geometry, HashAlgorithm, Salt};
+use kata_volume::verity::{Geometry, HashAlgorithm, Salt, VerityError};
 use kata_volume::volume::{KataVirtualVolume, Volume, VolumeType, encode_option, verity_info};
 use serde_json::json;
 
@@ -47,14 +47,14 @@ pub struct TreeArgs {
 impl TreeArgs {
     /// The algorithm, or a usage error.
     pub fn algorithm(&self) -> Result<HashAlgorithm, CliError> {
-        self.hash.parse().map_err(usage)
+        self.hash.parse().map_err(flag_error)
     }
 
     /// The engine's configuration; sizes and counts are checked with the shared rules first,
     /// so a bad flag is a usage error before any file is touched.
     pub fn config(&self) -> Result<Config, CliError> {
         let algorithm = self.algorithm()?;
-        let salt = Salt::parse(&self.salt).map_err(usage)?;
+        let salt = Salt::parse(&self.salt).map_err(flag_error)?;
         Geometry::check(
             algorithm,
             self.data_block_size,
@@ -62,7 +62,7 @@ impl TreeArgs {
             self.data_blocks.unwrap_or(1),
             None,
         )
-        .map_err(usage)?;
+        .map_err(flag_error)?;
         Ok(Config {
             algorithm,
             salt,
@@ -201,11 +201,54 @@ fn volume_option(
 /// Maps engine errors to exit codes: parameter errors are bad usage (2), the rest failures (1).
 pub fn engine_error(e: EngineError) -> CliError {
     match e {
-        EngineError::Params(_)
-        | EngineError::DataBlocksRequired
-        | EngineError::RootAlgorithm { .. } => CliError::Usage(e.to_string()),
+        EngineError::Params(e) => flag_error(e),
+        EngineError::DataBlocksRequired | EngineError::RootAlgorithm { .. } => {
+            CliError::Usage(e.to_string())
+        }
         other => CliError::Failed(other.to_string()),
     }
+}
+
+/// A parameter error as bad usage, in terms of the flag that carries the parameter (the
+/// shared rules name the wire fields of `dm_verity`).
+pub fn flag_error(e: VerityError) -> CliError {
+    CliError::Usage(match e {
+        VerityError::HashType(value) => {
+            format!("invalid --hash {value:?}: expected sha256, sha1 or sha512")
+        }
+        VerityError::Salt(value) => {
+            format!("invalid --salt {value:?}: expected '-' or at most 256 bytes of hex")
+        }
+        VerityError::RootHash { algorithm, value } => format!(
+            "invalid ROOT_HASH {value:?}: expected {} hex digits for {algorithm}",
+            algorithm.digest_size() * 2
+        ),
+        VerityError::DataBlockSize(n) => {
+            format!("invalid --data-block-size {n}: must be a power of two from 512 to 4096")
+        }
+        VerityError::HashBlockSize(n) => {
+            format!("invalid --hash-block-size {n}: must be a power of two from 512 to 4096")
+        }
+        VerityError::HashBlockTooSmall {
+            hashsize,
+            algorithm,
+        } => format!(
+            "invalid --hash-block-size {hashsize}: must hold at least two {algorithm} digests"
+        ),
+        VerityError::DataBlocks(n) => {
+            format!("invalid --data-blocks {n}: must be from 1 to 4294967295")
+        }
+        VerityError::OffsetAlignment { offset, hashsize } => format!(
+            "invalid --hash-offset {offset}: must be a multiple of the hash block size {hashsize}"
+        ),
+        VerityError::OffsetOverlapsData { offset, data_size } => format!(
+            "invalid --hash-offset {offset}: the hash tree must start at or after the data's end (byte {data_size})"
+        ),
+        VerityError::Overflow { offset } => format!(
+            "invalid --hash-offset {offset} or --data-blocks: the hash tree's end overflows 64 bits"
+        ),
+        other => other.to_string(),
+    })
 }
 
 fn usage(e: impl std::fmt::Display) -> CliError {

@@ -8,7 +8,7 @@ use kata_volume::verity::Digest;
 use kata_volume::verity::engine::{self, ProgressFn};
 
 use crate::CliError;
-use crate::format::{ProgressBar, TreeArgs, engine_error};
+use crate::format::{ProgressBar, TreeArgs, engine_error, flag_error};
 
 /// Check every data and hash block of an image against a root hash.
 ///
@@ -32,8 +32,7 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<(), CliError> {
     let config = args.tree.config()?;
-    let root = Digest::from_hex(config.algorithm, &args.root_hash)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let root = Digest::from_hex(config.algorithm, &args.root_hash).map_err(flag_error)?;
     let bar = ProgressBar::new("verify");
     let draw = |done, total| bar.draw(done, total);
     let progress = bar.enabled().then_some(&draw as &ProgressFn<'_>);
