@@ -14,6 +14,7 @@ use loopdev::{LoopControl, LoopDevice};
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 
+use super::pinned::PinnedDir;
 use super::{
     BlockInfo, DevNum, DmDevice, FileInfo, FileKind, MountEntry, SysError, SysResult, System,
     parse_mountinfo,
@@ -296,10 +297,14 @@ impl System for LinuxSystem {
             }
         }
         let data = (!data.is_empty()).then_some(data);
-        nix::mount::mount(Some(source), target, Some(fs_type), ms, data).map_err(nix_err(
-            "mount",
-            format!("{} on {}", source.display(), target.display()),
-        ))
+        // Mount on the directory checked, not on whatever its path names by now.
+        let pinned = PinnedDir::open(target)?;
+        nix::mount::mount(Some(source), &pinned.proc_path(), Some(fs_type), ms, data).map_err(
+            nix_err(
+                "mount",
+                format!("{} on {}", source.display(), target.display()),
+            ),
+        )
     }
 
     fn unmount(&self, target: &Path) -> SysResult<()> {

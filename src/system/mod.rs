@@ -6,6 +6,7 @@
 mod fake;
 mod linux;
 mod mountinfo;
+mod pinned;
 
 use std::fmt;
 use std::io;
