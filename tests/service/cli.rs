@@ -129,6 +129,24 @@ fn bad_usage_exits_2_and_an_absent_daemon_1() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
     }
     let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir(real.join("root")).unwrap();
+    std::os::unix::fs::symlink(real.join("root"), real.join("link")).unwrap();
+    let link = real.join("link");
+    let sock = format!("unix://{}/s.sock", real.display());
+    let o = cli(
+        &[
+            "serve",
+            "--listen",
+            &sock,
+            "--mount-root",
+            link.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(stderr(&o).contains("give its real path"), "{o:?}");
+
     let addr = format!("unix://{}/none.sock", dir.path().display());
     let o = cli(&["list", "--addr", &addr, "--retry-for", "0"], None);
     refused(&o, "Cannot reach the daemon");
