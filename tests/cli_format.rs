@@ -276,6 +276,15 @@ fn failures_exit_1() {
         stderr(&out)
     );
 
+    std::fs::write(&img, b"").unwrap();
+    let out = kv(&["format", s(&img)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(": 0 data blocks of 4096 bytes; a tree covers 1 to 4294967295"),
+        "{}",
+        stderr(&out)
+    );
+
     std::fs::write(&img, pattern(4097, 7)).unwrap();
     let out = kv(&["format", s(&img)]);
     assert_eq!(code(&out), 1);

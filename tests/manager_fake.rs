@@ -435,3 +435,34 @@ fn loop_handles_are_released_once_the_device_holds_them() {
     assert!(m.remove_storage("/run/a").unwrap());
     assert!(sys.snapshot().loops.is_empty());
 }
+
+#[test]
+fn a_mount_root_through_a_symlink_is_refused_at_start() {
+    let sys = system(0);
+    sys.add_dir("/real");
+    sys.add_symlink("/link", "/real");
+    let store: Arc<dyn StateStore> = Arc::new(MemStore::default());
+    let opts = |root: &str| ManagerOptions {
+        policy: Policy {
+            mount_root: PathBuf::from(root),
+            ..Policy::default()
+        },
+    };
+    for root in ["/link", "/link/kata", "/link/missing/deeper"] {
+        let e = VolumeManager::new(sys.clone(), store.clone(), opts(root)).err();
+        let e = e.unwrap_or_else(|| panic!("{root}: accepted"));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Mount root \"{root}\" passes through the symlink \"/link\": give its real path, without symlinks"
+            )
+        );
+    }
+    for root in ["/real", "/real/missing/deeper", "/run"] {
+        assert!(
+            VolumeManager::new(sys.clone(), store.clone(), opts(root)).is_ok(),
+            "{root}"
+        );
+    }
+    assert!(store.load().unwrap().entries.is_empty());
+}

@@ -63,6 +63,17 @@ pub enum ManagerError {
     /// Setting up or tearing down failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The policy's mount root is reached through a symlink: no mount could land there,
+    /// since a mount point's real path must be the one asked for.
+    #[error(
+        "Mount root {root:?} passes through the symlink {symlink:?}: give its real path, without symlinks"
+    )]
+    MountRoot {
+        /// The mount root.
+        root: PathBuf,
+        /// Its first component that is a symlink.
+        symlink: PathBuf,
+    },
     /// The state file could not be read or written.
     #[error("Cannot {op} the state file")]
     State {
@@ -85,7 +96,7 @@ impl ManagerError {
             Self::Conflict { .. } => ErrorKind::AlreadyExists,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::TooMany(_) => ErrorKind::ResourceExhausted,
-            Self::State { .. } => ErrorKind::Internal,
+            Self::State { .. } | Self::MountRoot { .. } => ErrorKind::Internal,
             Self::Apply(a) => match a {
                 ApplyError::Unverified(_) => ErrorKind::PermissionDenied,
                 ApplyError::Source { .. }

@@ -95,6 +95,7 @@ impl VolumeManager {
         store: Arc<dyn StateStore>,
         opts: ManagerOptions,
     ) -> Result<(Self, Reconciled), ManagerError> {
+        check_mount_root(sys.as_ref(), &opts.policy.mount_root)?;
         let saved = store
             .load()
             .map_err(|source| ManagerError::State { op: "read", source })?;
@@ -386,4 +387,24 @@ fn check_mount_point(mp: &str) -> Result<PathBuf, ManagerError> {
         ));
     }
     Ok(path)
+}
+
+/// Refuses a mount root with a symlink among its existing components (missing ones are
+/// made as directories when a volume is mounted below).
+fn check_mount_root(sys: &dyn System, root: &Path) -> Result<(), ManagerError> {
+    let mut at = PathBuf::new();
+    for component in root.components() {
+        at.push(component);
+        match sys.lstat(&at) {
+            Ok(info) if info.kind == crate::system::FileKind::Symlink => {
+                return Err(ManagerError::MountRoot {
+                    root: root.to_path_buf(),
+                    symlink: at,
+                });
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }

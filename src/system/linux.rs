@@ -313,9 +313,11 @@ impl System for LinuxSystem {
     }
 
     fn mounts(&self) -> SysResult<Vec<MountEntry>> {
-        let text = fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io_err("read", "/proc/self/mountinfo"))?;
-        Ok(parse_mountinfo(&text))
+        let bytes =
+            fs::read("/proc/self/mountinfo").map_err(io_err("read", "/proc/self/mountinfo"))?;
+        // A mount point that is not UTF-8 (none of the daemon's: requests are UTF-8) is kept
+        // with its odd bytes replaced, so it never matches a path we look for.
+        Ok(parse_mountinfo(&String::from_utf8_lossy(&bytes)))
     }
 
     fn stat(&self, path: &Path) -> SysResult<FileInfo> {

@@ -4,8 +4,8 @@
 //! The path is checked component by component before the mount (no symlinks, nothing the
 //! host can change), but a guest process could still swap a component between that walk and
 //! `mount(2)`. So the directory is opened (`O_PATH`, not following a final symlink), the
-//! kernel is asked where the opened directory really is (`/proc/self/fd/N`), and that must be
-//! exactly the path asked for; the mount then goes through `/proc/self/fd/N`, which names
+//! kernel is asked where the opened directory really is (`/proc/thread-self/fd/N`), and that must be
+//! exactly the path asked for; the mount then goes through `/proc/thread-self/fd/N`, which names
 //! the opened directory itself, not a path to look up again.
 
 use std::io;
@@ -48,7 +48,7 @@ impl PinnedDir {
 
     /// The path naming the opened directory itself, for `mount(2)`.
     pub(super) fn proc_path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+        PathBuf::from(format!("/proc/thread-self/fd/{}", self.fd.as_raw_fd()))
     }
 }
 

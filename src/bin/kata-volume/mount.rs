@@ -1,7 +1,7 @@
 //! `kata-volume mount` and `kata-volume umount`: set up and tear down one volume directly,
 //! without the daemon (root only; what the VM tests drive).
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use kata_volume::apply::{self, ApplyOptions};
 use kata_volume::system::LinuxSystem;
@@ -53,20 +53,15 @@ pub struct UmountArgs {
 /// Runs `mount`.
 pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
     let volume = Volume::parse(&arg_or_stdin(&args.option)?).map_err(CliError::failed)?;
+    let mount_point = real_path(&args.mount_point)?;
     let opts = ApplyOptions {
         allow_files: !args.no_files,
         allow_unverified: args.allow_unverified,
         ..ApplyOptions::default()
     };
     let sys = LinuxSystem::new();
-    let a = apply::apply(
-        &sys,
-        &volume,
-        args.device.as_deref(),
-        &args.mount_point,
-        &opts,
-    )
-    .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    let a = apply::apply(&sys, &volume, args.device.as_deref(), &mount_point, &opts)
+        .map_err(|e| CliError::Failed(error_chain(&e)))?;
     if args.json {
         print_json(&json!({
             "volume_type": a.volume_type.as_str(),
@@ -103,11 +98,12 @@ pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
 /// Runs `umount`.
 pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
     let sys = LinuxSystem::new();
-    let t = apply::teardown(&sys, &args.mount_point, &apply::Known::default(), &[])
+    let mount_point = real_path(&args.mount_point)?;
+    let t = apply::teardown(&sys, &mount_point, &apply::Known::default(), &[])
         .map_err(|e| CliError::Failed(error_chain(&e)))?;
     if args.json {
         print_json(&json!({
-            "mount_point": args.mount_point,
+            "mount_point": mount_point,
             "unmounted": t.unmounted,
             "removed_device": t.removed_device.as_ref().map(ToString::to_string),
             "deferred": t.deferred,
@@ -115,9 +111,9 @@ pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
             "detached_loop": t.detached_loop,
         }));
     } else if !t.unmounted {
-        outln!("nothing mounted at {}", args.mount_point.display());
+        outln!("nothing mounted at {}", mount_point.display());
     } else {
-        outln!("unmounted {}", args.mount_point.display());
+        outln!("unmounted {}", mount_point.display());
         if let Some(d) = &t.removed_device {
             outln!(
                 "removed {d}{}",
@@ -133,4 +129,66 @@ pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The mount point as the kernel will name it: absolute, with the symlinks of its existing
+/// part resolved (this tool is run by the guest's administrator, who may name a mount point
+/// the way `mount(8)` takes it; mounts are made only where the real path is the one asked
+/// for). `..` is refused: it would be resolved before the symlink it follows.
+fn real_path(path: &Path) -> Result<PathBuf, CliError> {
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(CliError::Usage(format!(
+            "MOUNT_POINT {:?} must not contain '..'",
+            path.display()
+        )));
+    }
+    let absolute = std::path::absolute(path)
+        .map_err(|e| CliError::Usage(format!("MOUNT_POINT {:?}: {e}", path.display())))?;
+    // Resolve the longest part that exists; the rest is made as plain directories.
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        match std::fs::canonicalize(existing) {
+            Ok(mut real) => {
+                real.extend(missing.iter().rev());
+                return Ok(real);
+            }
+            Err(_) => match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    missing.push(name);
+                    existing = parent;
+                }
+                _ => return Ok(absolute),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn mount_points_are_made_absolute_and_real() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("link")).unwrap();
+        assert_eq!(real_path(&root.join("link")).unwrap(), root.join("real"));
+        assert_eq!(
+            real_path(&root.join("link/a/b")).unwrap(),
+            root.join("real/a/b")
+        );
+        assert_eq!(real_path(&root.join("real/")).unwrap(), root.join("real"));
+        let cwd = std::fs::canonicalize(std::env::current_dir().unwrap()).unwrap();
+        assert_eq!(
+            real_path(Path::new("no-such-dir/mp")).unwrap(),
+            cwd.join("no-such-dir/mp")
+        );
+        assert!(matches!(
+            real_path(&root.join("real/../real")),
+            Err(CliError::Usage(_))
+        ));
+    }
 }

@@ -115,6 +115,21 @@ pub enum EngineError {
         /// The data block size.
         block_size: u64,
     },
+    /// The image's size makes a block count no tree can have (none, or more than dm-verity
+    /// takes), and no count was given.
+    #[error(
+        "{}: {blocks} data blocks of {block_size} bytes; a tree covers 1 to {}: give the number of data blocks (--data-blocks)",
+        path.display(),
+        crate::verity::MAX_DATA_BLOCKS
+    )]
+    ImageBlocks {
+        /// The image.
+        path: PathBuf,
+        /// Whole data blocks in it.
+        blocks: u64,
+        /// The data block size.
+        block_size: u64,
+    },
     /// A file is smaller than the data or the tree needs.
     #[error("{}: {size} bytes, but the {what} needs {needed}", path.display())]
     TooSmall {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Config, EngineError};
 use crate::verity::units::{BlockSize, Bytes};
-use crate::verity::{Geometry, HashAlgorithm, HashTree, VerityError};
+use crate::verity::{Geometry, HashAlgorithm, HashTree, MAX_DATA_BLOCKS, VerityError};
 
 /// Whether the files are opened to write a tree or to check one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,16 @@ pub(super) fn open(image: &Path, config: &Config, access: Access) -> Result<Targ
                 block_size: block.bytes(),
             });
         }
-        None => size / block.bytes(),
+        None => match size / block.bytes() {
+            blocks @ 1..=MAX_DATA_BLOCKS => blocks,
+            blocks => {
+                return Err(EngineError::ImageBlocks {
+                    path: image.to_path_buf(),
+                    blocks,
+                    block_size: block.bytes(),
+                });
+            }
+        },
     };
     let geometry = if separate {
         separate_geometry(config, data_blocks)?

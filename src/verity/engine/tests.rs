@@ -79,6 +79,9 @@ fn matches_the_oracle() {
         (HashAlgorithm::Sha1, 1024, 512, 100, b"salty salt"),
         (HashAlgorithm::Sha512, 512, 1024, 1000, &[7u8; 100][..]),
         (HashAlgorithm::Sha256, 512, 4096, 2049, b""),
+        (HashAlgorithm::Sha256, 4096, 4096, 300, &[0xa5; 32][..]),
+        (HashAlgorithm::Sha256, 1024, 512, 99, &[0x3c; 100][..]),
+        (HashAlgorithm::Sha256, 512, 1024, 33, &[0x11; 256][..]),
     ] {
         let data = pattern(dbs * blocks, blocks as u8);
         let (_dir, path) = image(&data);
