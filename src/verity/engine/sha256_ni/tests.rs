@@ -67,6 +67,34 @@ fn agrees_with_sha2_for_every_salt_and_length_shape() {
 }
 
 #[test]
+fn whole_blocks_after_every_salt_length() {
+    let Some(ni) = token() else { return };
+    for salt_len in 0..=256 {
+        let salt = bytes(salt_len, 7);
+        let hasher = SaltedSha256::new(ni, &salt);
+        for len in [64, 128, 512] {
+            let (a, b) = (bytes(len, salt_len), bytes(len, salt_len + 1));
+            let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
+            hasher.hash(
+                [&a[..], &b[..]],
+                [&mut da[..], &mut db[..]],
+                &mut Scratch::default(),
+            );
+            assert_eq!(
+                da[..],
+                reference(&salt, &a)[..],
+                "salt {salt_len}, len {len}"
+            );
+            assert_eq!(
+                db[..],
+                reference(&salt, &b)[..],
+                "salt {salt_len}, len {len}"
+            );
+        }
+    }
+}
+
+#[test]
 fn messages_of_different_lengths_are_hashed_apart() {
     let Some(ni) = token() else { return };
     let hasher = SaltedSha256::new(ni, b"salt");
