@@ -88,8 +88,9 @@ pub struct VolumeManager {
 }
 
 impl VolumeManager {
-    /// A manager over `sys` with state in `store`; reconciles the saved state with the
-    /// kernel before returning (see [`VolumeManager::reconciled`]).
+    /// A manager over `sys` with state in `store`. Refuses a mount root reached through a
+    /// symlink ([`ManagerError::MountRoot`]), then reconciles the saved state with the kernel
+    /// before returning; the [`Reconciled`] report says what it found.
     pub fn new(
         sys: Arc<dyn System>,
         store: Arc<dyn StateStore>,
