@@ -35,6 +35,16 @@ fn bytes(len: usize, seed: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Hashes `a` and `b` together, checks both against `sha2`; returns `a`'s digest.
+fn check_pair(hasher: &SaltedSha256, salt: &[u8], a: &[u8], b: &[u8]) -> [u8; 32] {
+    let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
+    hasher.hash([a, b], [&mut da[..], &mut db[..]], &mut Scratch::default());
+    let what = format!("salt {}, lengths {} and {}", salt.len(), a.len(), b.len());
+    assert_eq!(da[..], reference(salt, a)[..], "{what}");
+    assert_eq!(db[..], reference(salt, b)[..], "{what}");
+    da
+}
+
 #[test]
 fn agrees_with_sha2_for_every_salt_and_length_shape() {
     let Some(ni) = token() else { return };
@@ -43,25 +53,10 @@ fn agrees_with_sha2_for_every_salt_and_length_shape() {
         let hasher = SaltedSha256::new(ni, &salt);
         for len in [0, 1, 55, 56, 63, 64, 65, 119, 120, 512, 1000, 4096] {
             let (a, b) = (bytes(len, 2), bytes(len, 3));
-            let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
-            hasher.hash(
-                [&a[..], &b[..]],
-                [&mut da[..], &mut db[..]],
-                &mut Scratch::default(),
-            );
-            assert_eq!(
-                da[..],
-                reference(&salt, &a)[..],
-                "salt {salt_len}, len {len}"
-            );
-            assert_eq!(
-                db[..],
-                reference(&salt, &b)[..],
-                "salt {salt_len}, len {len}"
-            );
+            let da = check_pair(&hasher, &salt, &a, &b);
             let mut one = [0u8; 32];
             hasher.hash_one(&a, &mut one);
-            assert_eq!(one, da, "salt {salt_len}, len {len}, one lane");
+            assert_eq!(one, da, "salt {}, len {len}, one lane", salt.len());
         }
     }
 }
@@ -74,22 +69,7 @@ fn whole_blocks_after_every_salt_length() {
         let hasher = SaltedSha256::new(ni, &salt);
         for len in [64, 128, 512] {
             let (a, b) = (bytes(len, salt_len), bytes(len, salt_len + 1));
-            let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
-            hasher.hash(
-                [&a[..], &b[..]],
-                [&mut da[..], &mut db[..]],
-                &mut Scratch::default(),
-            );
-            assert_eq!(
-                da[..],
-                reference(&salt, &a)[..],
-                "salt {salt_len}, len {len}"
-            );
-            assert_eq!(
-                db[..],
-                reference(&salt, &b)[..],
-                "salt {salt_len}, len {len}"
-            );
+            check_pair(&hasher, &salt, &a, &b);
         }
     }
 }
@@ -98,15 +78,7 @@ fn whole_blocks_after_every_salt_length() {
 fn messages_of_different_lengths_are_hashed_apart() {
     let Some(ni) = token() else { return };
     let hasher = SaltedSha256::new(ni, b"salt");
-    let (a, b) = (bytes(512, 4), bytes(100, 5));
-    let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
-    hasher.hash(
-        [&a[..], &b[..]],
-        [&mut da[..], &mut db[..]],
-        &mut Scratch::default(),
-    );
-    assert_eq!(da[..], reference(b"salt", &a)[..]);
-    assert_eq!(db[..], reference(b"salt", &b)[..]);
+    check_pair(&hasher, b"salt", &bytes(512, 4), &bytes(100, 5));
 }
 
 #[test]
@@ -156,11 +128,7 @@ proptest::proptest! {
         } else {
             b
         };
-        let hasher = SaltedSha256::new(ni, &salt);
-        let (mut da, mut db) = ([0u8; 32], [0u8; 32]);
-        hasher.hash([&a[..], &b[..]], [&mut da[..], &mut db[..]], &mut Scratch::default());
-        proptest::prop_assert_eq!(&da[..], &reference(&salt, &a)[..]);
-        proptest::prop_assert_eq!(&db[..], &reference(&salt, &b)[..]);
+        check_pair(&SaltedSha256::new(ni, &salt), &salt, &a, &b);
     }
 
     #[test]
