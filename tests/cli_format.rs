@@ -299,3 +299,17 @@ fn failures_exit_1() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_default_source_is_the_images_absolute_path() {
+    let (dir, _img) = image(8, 4096, 9);
+    let out = Command::new(env!("CARGO_BIN_EXE_kata-volume"))
+        .args(["format", "--json", "image"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let out = json(&out);
+    let back = json(&kv(&["inspect", "--json", out["option"].as_str().unwrap()]));
+    let expected = std::path::absolute(dir.path().join("image")).unwrap();
+    assert_eq!(back["source"], s(&expected));
+}

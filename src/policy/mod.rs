@@ -110,17 +110,22 @@ impl Default for Policy {
 /// Why policy refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    /// The mount point is outside the mount root.
-    #[error("Mount point {mount_point:?} is outside the mount root {root:?}")]
+    /// The mount point is not strictly inside the mount root.
+    #[error("Mount point {mount_point:?} must lie strictly inside the mount root {root:?}")]
     OutsideRoot {
         /// The mount point.
         mount_point: String,
         /// The root.
         root: PathBuf,
     },
-    /// The source matches no allowed pattern.
-    #[error("Source {0:?} is not an allowed device")]
-    Source(String),
+    /// The source is not a normal absolute path, or matches no allowed pattern.
+    #[error("Source {value:?} is not allowed: {why}")]
+    Source {
+        /// The source.
+        value: String,
+        /// Why.
+        why: String,
+    },
     /// Unverified raw block volume.
     #[error("Volume {0} without dm_verity is not allowed")]
     Unverified(String),
@@ -222,9 +227,14 @@ impl Policy {
 
     /// Checks a source path lexically: absolute, normal, matching an allowed pattern.
     pub fn check_source(&self, source: &str) -> Result<(), PolicyError> {
-        let bad = || PolicyError::Source(truncate_for_error(source));
+        let bad = |why: String| PolicyError::Source {
+            value: truncate_for_error(source),
+            why,
+        };
         if !is_normal_absolute(Path::new(source)) {
-            return Err(bad());
+            return Err(bad(
+                "it must be an absolute path without '.', '..' or repeated '/'".into(),
+            ));
         }
         if self
             .allowed_sources
@@ -233,7 +243,10 @@ impl Policy {
         {
             Ok(())
         } else {
-            Err(bad())
+            let patterns = truncate_for_error(&self.allowed_sources.join(" "));
+            Err(bad(format!(
+                "it matches none of the allowed sources ({patterns}; policy allowed_sources, --allowed-source)"
+            )))
         }
     }
 

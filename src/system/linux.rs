@@ -23,6 +23,9 @@ use crate::plan::{DmName, MountFlags};
 use crate::verity::units::{Bytes, SECTOR_SIZE};
 use crate::verity::{TARGET_TYPE, VerityTable};
 
+/// The device-mapper control node.
+const CONTROL: &str = "/dev/mapper/control";
+
 /// How often a loop attach is retried when another process takes the free device first.
 const LOOP_ATTACH_TRIES: usize = 16;
 
@@ -59,9 +62,15 @@ impl LinuxSystem {
             SysError::new(op, target, io::Error::other("device-mapper lock poisoned"))
         })?;
         if guard.is_none() {
-            *guard = Some(
-                DM::new().map_err(|e| SysError::new("open /dev/mapper/control", "", dm_io(e)))?,
-            );
+            *guard = Some(DM::new().map_err(|e| {
+                SysError::new(
+                    op,
+                    target,
+                    io::Error::other(format!(
+                        "device-mapper is not available ({CONTROL}: {e}); is the dm_mod module loaded?"
+                    )),
+                )
+            })?);
         }
         let dm = guard.as_ref().ok_or_else(|| {
             SysError::new(op, target, io::Error::other("device-mapper unavailable"))
@@ -182,6 +191,10 @@ impl System for LinuxSystem {
     }
 
     fn dm_list(&self) -> SysResult<Vec<DmDevice>> {
+        // Without device-mapper there is no dm device (and nothing of ours to tear down).
+        if !Path::new(CONTROL).exists() {
+            return Ok(Vec::new());
+        }
         let list = self.with_dm("list dm devices", "", DM::list_devices)?;
         Ok(list
             .into_iter()

@@ -90,7 +90,8 @@ pub struct Args {
     /// Volume type of the printed option: image_raw_block or layer_raw_block.
     #[arg(long, value_name = "TYPE", default_value = "image_raw_block")]
     volume_type: String,
-    /// Source of the printed option (the block device in the guest) [default: IMAGE].
+    /// Source of the printed option (the block device in the guest) [default: IMAGE's
+    /// absolute path].
     #[arg(long, value_name = "PATH")]
     source: Option<String>,
     /// Print one JSON object instead of text.
@@ -113,10 +114,14 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "--volume-type {volume_type}: expected image_raw_block or layer_raw_block"
         )));
     }
-    let source = args
-        .source
-        .clone()
-        .unwrap_or_else(|| args.image.display().to_string());
+    // The guest wants an absolute path: the image's, unless --source names the guest's device.
+    let source = match &args.source {
+        Some(source) => source.clone(),
+        None => std::path::absolute(&args.image)
+            .unwrap_or_else(|_| args.image.clone())
+            .display()
+            .to_string(),
+    };
     let bar = ProgressBar::new("format");
     let draw = |done, total| bar.draw(done, total);
     let progress = bar.enabled().then_some(&draw as &ProgressFn<'_>);

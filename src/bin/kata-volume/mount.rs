@@ -4,7 +4,8 @@
 use std::path::{Component, Path, PathBuf};
 
 use kata_volume::apply::{self, ApplyOptions};
-use kata_volume::system::LinuxSystem;
+use kata_volume::plan::DmName;
+use kata_volume::system::{LinuxSystem, SysError, System};
 use kata_volume::volume::Volume;
 use serde_json::json;
 
@@ -40,11 +41,21 @@ pub struct MountArgs {
 }
 
 /// Unmount a volume and remove its dm-verity device and loop device. Already gone is success.
+///
+/// Only a mount on one of kata-volume's dm-verity devices is torn down; anything else mounted
+/// there (a direct_block or unverified volume, or another tool's mount) is refused and left
+/// alone, unless --any is given.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kata-volume umount /run/kata-containers/layer1\n  \
+    kata-volume umount --any /run/kata-containers/direct1")]
 pub struct UmountArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also tear down a mount that is not on one of kata-volume's dm-verity devices.
+    #[arg(long)]
+    any: bool,
     /// The mount point.
     #[arg(value_name = "MOUNT_POINT")]
     mount_point: PathBuf,
@@ -99,6 +110,9 @@ pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
 pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
     let sys = LinuxSystem::new();
     let mount_point = real_path(&args.mount_point)?;
+    if !args.any {
+        refuse_foreign(&sys, &mount_point)?;
+    }
     let t = apply::teardown(&sys, &mount_point, &apply::Known::default(), &[])
         .map_err(|e| CliError::Failed(error_chain(&e)))?;
     if args.json {
@@ -129,6 +143,29 @@ pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Refuses a mount point whose top mount is not on one of our dm devices.
+fn refuse_foreign(sys: &dyn System, mount_point: &Path) -> Result<(), CliError> {
+    let failed = |e: SysError| CliError::Failed(error_chain(&e));
+    let mounts = sys.mounts().map_err(failed)?;
+    let Some(top) = mounts.iter().rev().find(|m| m.target == mount_point) else {
+        return Ok(());
+    };
+    let ours = sys
+        .dm_list()
+        .map_err(failed)?
+        .iter()
+        .any(|d| d.dev == top.dev && DmName::new(&d.name).is_ok_and(|n| n.is_ours()));
+    if ours {
+        return Ok(());
+    }
+    Err(CliError::Failed(format!(
+        "{} holds {} ({}), not one of kata-volume's dm-verity devices: left alone (--any tears it down anyway)",
+        mount_point.display(),
+        top.source,
+        top.fs_type
+    )))
 }
 
 /// The mount point as the kernel will name it: absolute, with the symlinks of its existing

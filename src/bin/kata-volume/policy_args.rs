@@ -24,7 +24,8 @@ pub struct PolicyArgs {
     /// [default: erofs ext4 xfs].
     #[arg(long = "allowed-fs-type", value_name = "TYPE")]
     allowed_fs_types: Vec<String>,
-    /// Allow regular files as sources (through read-only loop devices).
+    /// Allow regular files as sources (through read-only loop devices); they must also match
+    /// an --allowed-source pattern (e.g. --allowed-source '/run/images/*').
     #[arg(long)]
     allow_files: bool,
     /// Allow raw-block volumes without dm_verity (never in production).

@@ -1,6 +1,6 @@
 # direct_block volume: a plain erofs disk (no dm-verity), mounted read-only as it is.
 MP=$MOUNT_ROOT/vmtest-direct-block
-trap '$KV umount "$MP" >/dev/null 2>&1' EXIT
+trap '$KV umount --any "$MP" >/dev/null 2>&1' EXIT
 
 kv mount --json "$OPT_PLAIN" --device "$PLAIN_DISK" "$MP"
 [ "$KV_RC" = 0 ] || fail "mount exited $KV_RC: $(head -c 300 "$KV_ERR")"
@@ -16,6 +16,7 @@ if [ "$mm" != "$(devnum "$PLAIN_DISK")" ]; then
     fail "mounted device $mm is neither $PLAIN_DISK nor on top of it"
 fi
 check_files "$MP"
-kv_umount "$MP"
+kv umount --any "$MP"
+[ "$KV_RC" = 0 ] || fail "umount --any $MP exited $KV_RC: $(head -c 300 "$KV_ERR")"
 [ -z "$(mounts_at "$MP")" ] || fail "$MP still mounted after umount"
 say "ok"

@@ -11,9 +11,19 @@ kv_mount "$OPT_PLAIN" "$PLAIN_DISK" "$MOUNT_ROOT/vmtest-teardown-d"
 say "kata dm devices: $(kata_dm_names | tr '\n' ';')"
 say "loop devices: $(loops_in_use | tr '\n' ';')"
 
+# a mount that is not on one of our dm devices is left alone without --any: a direct volume,
+# and another tool's mount
+for mp in "$MOUNT_ROOT/vmtest-teardown-d" /proc; do
+  kv umount "$mp"
+  [ "$KV_RC" = 1 ] || fail "umount $mp without --any exited $KV_RC, expected 1"
+  grep -q "left alone" "$KV_ERR" || fail "umount $mp: no refusal message"
+  [ -n "$(mounts_at "$mp")" ] || fail "umount $mp without --any unmounted it"
+done
+
 # every mount point the suite may have used, plus whatever is mounted under the root
 for mp in $( (ls -d "$MOUNT_ROOT"/vmtest-*/ 2>/dev/null | sed 's:/$::'; mounts_under "$MOUNT_ROOT" | awk '{ print $5 }') | sort -u); do
-  kv_umount "$mp"
+  kv umount --any "$mp"
+  [ "$KV_RC" = 0 ] || fail "umount --any $mp exited $KV_RC: $(head -c 300 "$KV_ERR")"
 done
 kv_umount "$MOUNT_ROOT/vmtest-never-mounted"
 
