@@ -100,6 +100,25 @@ fn format_json_matches_veritysetup_and_verifies() {
     assert_eq!(code(&ok), 0, "{}", stderr(&ok));
     assert!(stdout(&ok).starts_with("ok: 300 data blocks"));
     assert!(stderr(&ok).is_empty(), "no progress bar off a terminal");
+
+    let ok = json(&kv(&[
+        "verify",
+        "--json",
+        "--data-block-size",
+        "512",
+        "--data-blocks",
+        "300",
+        s(&img),
+        &root,
+    ]));
+    assert_eq!(ok["ok"], true);
+    assert_eq!(ok["root_hash"], root.as_str());
+    assert_eq!(ok["data_blocks"], 300);
+    assert_eq!(
+        ok["hash_blocks"], 4,
+        "3 blocks of 128 digests, and the top one"
+    );
+    assert_eq!(ok["data_block_size"], 512);
 }
 
 #[test]

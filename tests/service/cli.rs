@@ -52,7 +52,13 @@ fn add_list_check_remove() {
     assert_eq!(list["volumes"].as_array().unwrap().len(), 1);
     assert_eq!(list["volumes"][0]["mount_point"], mp.as_str());
     let o = d.cli(&["list"], None);
-    assert!(stdout(&o).starts_with(&mp), "{o:?}");
+    let text = stdout(&o);
+    let mut lines = text.lines();
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("MOUNT POINT\t")),
+        "{o:?}"
+    );
+    assert!(lines.next().is_some_and(|l| l.starts_with(&mp)), "{o:?}");
 
     let o = d.cli(&["check", "--mount-point", &mp], None);
     assert_eq!(stdout(&o), "status V\n", "{o:?}");

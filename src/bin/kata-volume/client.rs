@@ -59,6 +59,8 @@ pub struct AddArgs {
 
 /// Ask the daemon to unmount a volume (nothing there is success).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    kata-volume remove --addr tcp://127.0.0.1:7000 --mount-point /run/kata-containers/c1/rootfs")]
 pub struct RemoveArgs {
     #[command(flatten)]
     conn: Conn,
@@ -67,15 +69,22 @@ pub struct RemoveArgs {
     mount_point: String,
 }
 
-/// List the volumes the daemon manages.
+/// List the volumes the daemon manages: mount point, volume type, source, mount points
+/// sharing its dm device, the dm device and the root hash (`-`: none, no dm-verity).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    kata-volume list --addr vsock://3:1025\n  \
+    kata-volume list --addr unix:///run/kata-volume.sock --json")]
 pub struct ListArgs {
     #[command(flatten)]
     conn: Conn,
 }
 
-/// Show a volume's dm-verity status (exit 1 when corruption was seen).
+/// Show a volume's dm-verity status: V (verified so far), C (corruption seen), - (no
+/// dm-verity). Exit 1 when corruption was seen or the full read failed.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    kata-volume check --addr tcp://127.0.0.1:7000 --full --mount-point /run/kata-containers/c1/rootfs")]
 pub struct CheckArgs {
     #[command(flatten)]
     conn: Conn,
@@ -87,8 +96,10 @@ pub struct CheckArgs {
     full: bool,
 }
 
-/// Show the daemon's version.
+/// Show the daemon's version and API version (`kata-volume --version` is this binary's).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    kata-volume version --addr vsock://3:1025")]
 pub struct VersionArgs {
     #[command(flatten)]
     conn: Conn,
@@ -198,6 +209,7 @@ pub fn run_list(args: ListArgs) -> Result<(), CliError> {
         outln!("no volumes");
         return Ok(());
     }
+    outln!("MOUNT POINT\tTYPE\tSOURCE\tMOUNTS\tDM DEVICE\tROOT HASH");
     for v in &list {
         let or_dash = |s: &str| {
             if s.is_empty() {
@@ -207,7 +219,7 @@ pub fn run_list(args: ListArgs) -> Result<(), CliError> {
             }
         };
         outln!(
-            "{}\t{}\t{}\trefcount {}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}",
             v.mount_point,
             v.volume_type,
             v.source,

@@ -135,20 +135,12 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let g = &summary.geometry;
     let tree = summary.tree();
     if args.json {
-        print_json(&json!({
-            "root_hash": summary.root_hash.to_hex(),
-            "hash_algorithm": summary.algorithm().name(),
-            "salt": summary.salt.to_string(),
-            "data_block_size": g.data_block_size.bytes(),
-            "hash_block_size": g.hash_block_size.bytes(),
-            "data_blocks": g.data_blocks,
-            "hash_offset": g.hash_offset.0,
-            "hash_file": summary.hash_file.as_ref().map(|p| p.display().to_string()),
-            "hash_tree_size": tree.size().0,
-            "levels": tree.levels(),
-            "option": option,
-            "option_note": note,
-        }));
+        let mut out = tree_json(&summary);
+        out["hash_tree_size"] = json!(tree.size().0);
+        out["levels"] = json!(tree.levels());
+        out["option"] = json!(option);
+        out["option_note"] = json!(note);
+        print_json(&out);
         return Ok(());
     }
     let device = summary
@@ -174,6 +166,21 @@ pub fn run(args: Args) -> Result<(), CliError> {
         (None, why) => outln!("option:          none: {}", why.unwrap_or_default()),
     }
     Ok(())
+}
+
+/// The JSON keys `format` and `verify` share: the root hash and the resolved parameters.
+pub fn tree_json(summary: &Summary) -> serde_json::Value {
+    let g = &summary.geometry;
+    json!({
+        "root_hash": summary.root_hash.to_hex(),
+        "hash_algorithm": summary.algorithm().name(),
+        "salt": summary.salt.to_string(),
+        "data_block_size": g.data_block_size.bytes(),
+        "hash_block_size": g.hash_block_size.bytes(),
+        "data_blocks": g.data_blocks,
+        "hash_offset": g.hash_offset.0,
+        "hash_file": summary.hash_file.as_ref().map(|p| p.display().to_string()),
+    })
 }
 
 /// The `io.katacontainers.volume=…` option for this tree, or why there is none.

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use kata_volume::verity::Digest;
 use kata_volume::verity::engine::{self, ProgressFn};
 
+use serde_json::json;
+
 use crate::CliError;
-use crate::format::{ProgressBar, TreeArgs, engine_error, flag_error};
+use crate::format::{ProgressBar, TreeArgs, engine_error, flag_error, tree_json};
+use crate::output::print_json;
 
 /// Check every data and hash block of an image against a root hash.
 ///
@@ -21,6 +24,9 @@ use crate::format::{ProgressBar, TreeArgs, engine_error, flag_error};
 pub struct Args {
     #[command(flatten)]
     tree: TreeArgs,
+    /// Print one JSON object instead of text (on success; failures are the `error:` line).
+    #[arg(long)]
+    json: bool,
     /// The data image (a file or a block device).
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
@@ -41,6 +47,13 @@ pub fn run(args: Args) -> Result<(), CliError> {
     let summary = result.map_err(engine_error)?;
     let g = &summary.geometry;
     let tree = summary.tree();
+    if args.json {
+        let mut out = tree_json(&summary);
+        out["ok"] = json!(true);
+        out["hash_blocks"] = json!(tree.total_blocks());
+        print_json(&out);
+        return Ok(());
+    }
     outln!(
         "ok: {} data blocks and {} hash blocks match root hash {}",
         g.data_blocks,
