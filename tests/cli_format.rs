@@ -332,3 +332,34 @@ fn the_default_source_is_the_images_absolute_path() {
     let expected = std::path::absolute(dir.path().join("image")).unwrap();
     assert_eq!(back["source"], s(&expected));
 }
+
+#[test]
+fn wrong_parameters_get_a_hint() {
+    let (_dir, img) = image(64, 4096, 10);
+    let out = json(&kv(&[
+        "format",
+        "--json",
+        "--data-block-size",
+        "512",
+        s(&img),
+    ]));
+    let root = out["root_hash"].as_str().unwrap().to_owned();
+    // Verified with the default 4096-byte data blocks: block 0 (or the root) mismatches.
+    let wrong = kv(&["verify", "--data-blocks", "64", s(&img), &root]);
+    assert_eq!(code(&wrong), 1, "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("check that block sizes, salt, --hash and --hash-offset"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert_eq!(stderr(&wrong).lines().count(), 1);
+
+    let sha1 = "ab".repeat(20);
+    let out = kv(&["verify", "--data-blocks", "512", s(&img), &sha1]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("(40 hex digits is sha1: add --hash sha1)"),
+        "{}",
+        stderr(&out)
+    );
+}

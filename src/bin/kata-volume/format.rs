@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kata_volume::verity::engine::{self, Config, EngineError, ProgressFn, Summary};
+use kata_volume::verity::engine::{self, Config, Corruption, EngineError, ProgressFn, Summary};
 use kata_volume::verity::{Geometry, HashAlgorithm, Salt, VerityError};
 use kata_volume::volume::{KataVirtualVolume, Volume, VolumeType, encode_option, verity_info};
 use serde_json::json;
@@ -217,6 +217,21 @@ pub fn engine_error(e: EngineError) -> CliError {
         EngineError::DataBlocksRequired | EngineError::RootAlgorithm { .. } => {
             CliError::Usage(e.to_string())
         }
+        EngineError::Corrupted(c) => {
+            // A mismatch from the first block on is what wrong parameters look like too.
+            let first = matches!(
+                c,
+                Corruption::Root { .. }
+                    | Corruption::DataBlock { index: 0, .. }
+                    | Corruption::HashBlock { index: 0, .. }
+            );
+            let hint = if first {
+                "; if the image is intact, check that block sizes, salt, --hash and --hash-offset are those it was formatted with"
+            } else {
+                ""
+            };
+            CliError::Failed(format!("{c}{hint}"))
+        }
         other => CliError::Failed(other.to_string()),
     }
 }
@@ -231,10 +246,22 @@ pub fn flag_error(e: VerityError) -> CliError {
         VerityError::Salt(value) => {
             format!("invalid --salt {value:?}: expected '-' or at most 256 bytes of hex")
         }
-        VerityError::RootHash { algorithm, value } => format!(
-            "invalid ROOT_HASH {value:?}: expected {} hex digits for {algorithm}",
-            algorithm.digest_size() * 2
-        ),
+        VerityError::RootHash { algorithm, value } => {
+            let other = [
+                HashAlgorithm::Sha256,
+                HashAlgorithm::Sha1,
+                HashAlgorithm::Sha512,
+            ]
+            .into_iter()
+            .find(|a| *a != algorithm && a.digest_size() * 2 == value.len());
+            let hint = other.map_or(String::new(), |a| {
+                format!(" ({} hex digits is {a}: add --hash {a})", value.len())
+            });
+            format!(
+                "invalid ROOT_HASH {value:?}: expected {} hex digits for {algorithm}{hint}",
+                algorithm.digest_size() * 2
+            )
+        }
         VerityError::DataBlockSize(n) => {
             format!("invalid --data-block-size {n}: must be a power of two from 512 to 4096")
         }
