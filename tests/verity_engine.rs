@@ -355,3 +355,36 @@ fn missing_files_and_short_images_are_errors() {
         Err(EngineError::Params(_))
     ));
 }
+
+#[test]
+fn a_tree_made_for_more_data_blocks_is_refused_like_veritysetup_does() {
+    // Level 0's last block holds 12 digests for 300 blocks; with 296 it should hold 8.
+    let (b, root) = three_levels("fewer");
+    let config = Config {
+        data_blocks: Some(296),
+        hash_offset: Some(b.flags.hash_offset),
+        ..b.config.clone()
+    };
+    let flags = Flags {
+        data_blocks: 296,
+        ..b.flags.clone()
+    };
+    let found = match engine::verify(&b.image, &config, &root, None) {
+        Err(EngineError::Corrupted(c)) => c,
+        other => panic!("expected a corruption, got {other:?}"),
+    };
+    assert_eq!(
+        found,
+        Corruption::Padding {
+            level: 0,
+            index: 18,
+            offset: hash_block_at(&b, 0, 18) + 8 * 32,
+        }
+    );
+    assert!(!veritysetup::verify(
+        &b.image,
+        &b.hash,
+        &root.to_hex(),
+        &flags
+    ));
+}

@@ -29,6 +29,18 @@ pub enum Corruption {
         /// Its byte offset in the hash device (the image or the hash file).
         offset: u64,
     },
+    /// Every digest matches, but a hash block holds a non-zero byte where `format` writes
+    /// zeros: in a digest slot's padding, or past the last digest of its level. The kernel
+    /// never reads those bytes; a tree with them is still not the one these parameters make
+    /// (typically: `--data-blocks` smaller than the tree was made for).
+    Padding {
+        /// Level of the hash block.
+        level: usize,
+        /// Index of the block within its level.
+        index: u64,
+        /// Byte offset of the first such byte in the hash device.
+        offset: u64,
+    },
     /// The top hash block — or the only data block, for a one-block image (`level` is
     /// `None`) — does not hash to the expected root hash: it is corrupted, or the root hash
     /// given is not this image's.
@@ -59,6 +71,14 @@ impl fmt::Display for Corruption {
                 f,
                 "hash block {index} of level {level} (byte offset {offset} in the hash device) is corrupted: its hash does not match level {}",
                 level + 1
+            ),
+            Self::Padding {
+                level,
+                index,
+                offset,
+            } => write!(
+                f,
+                "hash block {index} of level {level} has a non-zero byte at byte offset {offset} of the hash device, where this tree has zero padding (was it made for more data blocks?)"
             ),
             Self::Root {
                 level,

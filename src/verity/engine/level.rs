@@ -70,22 +70,33 @@ struct Buffers {
     stored: Vec<u8>,
 }
 
-/// Hashes `children` into `parents`. In [`Mode::Verify`], returns the index of the first child
-/// whose digest does not match its stored slot (padding is not compared here: a change there
-/// changes the parent block's own hash, which the level above catches).
+/// What [`Mode::Verify`] found wrong in a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mismatch {
+    /// The first child whose digest does not match its stored slot.
+    Child(u64),
+    /// Every digest matches, but a parent block is not what `format` writes: the byte at
+    /// this offset of the hash device, in a slot's padding or in a slot past the last child,
+    /// is not zero (the kernel never reads it; veritysetup's verify refuses it too).
+    Padding(u64),
+}
+
+/// Hashes `children` into `parents`. In [`Mode::Verify`], returns the first mismatch: a
+/// child's digest, else a parent block's padding.
 pub(super) fn run(
     hasher: &BlockHasher,
     children: &Blocks<'_>,
     parents: &Parents<'_>,
     mode: Mode,
     progress: &Progress<'_>,
-) -> Result<Option<u64>, EngineError> {
+) -> Result<Option<Mismatch>, EngineError> {
     let per_parent = (parents.block_size / parents.slot.max(1)).max(1);
     let group = per_parent.saturating_mul(children.block_size).max(1);
     let per_chunk = per_parent * (TARGET_CHUNK / group).max(1);
     let per_chunk_u64 = per_chunk as u64;
     let chunks = children.count.div_ceil(per_chunk_u64);
     let first_bad = AtomicU64::new(u64::MAX);
+    let first_bad_padding = AtomicU64::new(u64::MAX);
 
     (0..chunks).into_par_iter().try_for_each_init(
         Buffers::default,
@@ -126,8 +137,14 @@ pub(super) fn run(
                         .file
                         .read_exact_at(&mut bufs.stored, out_at)
                         .map_err(EngineError::io("read", parents.path))?;
-                    if let Some(j) = first_mismatch(&bufs.parents, &bufs.stored, parents, n) {
-                        first_bad.fetch_min(first + j as u64, Ordering::Relaxed);
+                    match first_mismatch(&bufs.parents, &bufs.stored, parents, n) {
+                        Some(Mismatch::Child(j)) => {
+                            first_bad.fetch_min(first + j, Ordering::Relaxed);
+                        }
+                        Some(Mismatch::Padding(at)) => {
+                            first_bad_padding.fetch_min(out_at + at, Ordering::Relaxed);
+                        }
+                        None => {}
                     }
                 }
             }
@@ -137,22 +154,36 @@ pub(super) fn run(
     )?;
 
     let bad = first_bad.into_inner();
-    Ok((bad != u64::MAX).then_some(bad))
+    let padding = first_bad_padding.into_inner();
+    Ok(if bad != u64::MAX {
+        Some(Mismatch::Child(bad))
+    } else {
+        (padding != u64::MAX).then_some(Mismatch::Padding(padding))
+    })
 }
 
-/// The first of `n` digest slots that differs between `computed` and `stored`.
+/// The first of `n` digest slots that differs between `computed` and `stored`, else the
+/// offset of the first other byte that differs (padding: `computed` has zeros there).
 fn first_mismatch(
     computed: &[u8],
     stored: &[u8],
     parents: &Parents<'_>,
     n: usize,
-) -> Option<usize> {
+) -> Option<Mismatch> {
     if computed == stored {
         return None;
     }
-    computed
+    let child = computed
         .chunks_exact(parents.slot)
         .zip(stored.chunks_exact(parents.slot))
         .take(n)
-        .position(|(c, s)| c.get(..parents.digest) != s.get(..parents.digest))
+        .position(|(c, s)| c.get(..parents.digest) != s.get(..parents.digest));
+    match child {
+        Some(j) => Some(Mismatch::Child(j as u64)),
+        None => computed
+            .iter()
+            .zip(stored)
+            .position(|(c, s)| c != s)
+            .map(|at| Mismatch::Padding(at as u64)),
+    }
 }

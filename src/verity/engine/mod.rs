@@ -31,7 +31,7 @@ pub use progress::ProgressFn;
 
 use self::files::{Access, Target};
 use self::hasher::BlockHasher;
-use self::level::{Blocks, Mode, Parents};
+use self::level::{Blocks, Mismatch, Mode, Parents};
 use self::progress::Progress;
 use crate::verity::{
     Digest, Geometry, HashAlgorithm, HashTree, RawVerity, Salt, VerityError, VerityParams,
@@ -176,16 +176,28 @@ pub fn verify(
             Mode::Verify,
             &progress,
         )?;
-        if let Some(index) = found {
-            let offset = kids.offset + index * kids.block_size as u64;
-            return Err(EngineError::Corrupted(match level.checked_sub(1) {
-                Some(level) => Corruption::HashBlock {
+        match found {
+            Some(Mismatch::Child(index)) => {
+                let offset = kids.offset + index * kids.block_size as u64;
+                return Err(EngineError::Corrupted(match level.checked_sub(1) {
+                    Some(level) => Corruption::HashBlock {
+                        level,
+                        index,
+                        offset,
+                    },
+                    None => Corruption::DataBlock { index, offset },
+                }));
+            }
+            Some(Mismatch::Padding(offset)) => {
+                let block = target.geometry.hash_block_size.bytes();
+                let index = offset.saturating_sub(level_offset(&target, level)) / block;
+                return Err(EngineError::Corrupted(Corruption::Padding {
                     level,
                     index,
                     offset,
-                },
-                None => Corruption::DataBlock { index, offset },
-            }));
+                }));
+            }
+            None => {}
         }
     }
     Ok(summary(&target, config, actual))
