@@ -85,6 +85,16 @@ fn listen_error(addr: &Address, e: &ttrpc::Error) -> ServeError {
 }
 
 impl Bound {
+    /// Gives the address up without serving (start-up failed after the bind): a unix socket
+    /// file is removed, so no stale socket is left behind.
+    pub fn abandon(self) {
+        if let Some(path) = self.addr.unix_path()
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            warn!(self.log, "cannot remove the socket"; "path" => %path.display(), "error" => %e);
+        }
+    }
+
     /// Starts accepting requests for `manager`.
     pub async fn start(self, manager: Arc<VolumeManager>) -> Result<Listening, ServeError> {
         let Self { server, addr, log } = self;

@@ -151,6 +151,7 @@ fn bad_usage_exits_2_and_an_absent_daemon_1() {
         None,
     );
     refused(&o, "passes through the symlink");
+    assert!(!real.join("s.sock").exists(), "the socket is removed");
 
     let addr = format!("unix://{}/none.sock", dir.path().display());
     let o = cli(&["list", "--addr", &addr, "--retry-for", "0"], None);

@@ -113,14 +113,20 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         .block_on(async { service::bind(&args.listen, log.clone()) })
         .map_err(|e| CliError::Failed(error_chain(&e)))?;
     let store = Arc::new(FileStore::new(&args.state_dir));
-    let (manager, report) = VolumeManager::new(
+    let started = VolumeManager::new(
         Arc::new(LinuxSystem::new()),
         store,
         ManagerOptions {
             policy: policy.clone(),
         },
-    )
-    .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    );
+    let (manager, report) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            bound.abandon();
+            return Err(CliError::Failed(error_chain(&e)));
+        }
+    };
     info!(log, "policy"; "mount_root" => %policy.mount_root.display(),
         "allowed_sources" => policy.allowed_sources.join(" "), "allow_files" => policy.allow_files,
         "allow_unverified" => policy.allow_unverified,
