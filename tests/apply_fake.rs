@@ -319,3 +319,32 @@ fn refusal_with_a_failed_rollback_reports_both() {
     assert_eq!(e.undo_failures().len(), 1);
     assert!(e.to_string().contains("rolling back failed"), "{e}");
 }
+
+#[test]
+fn an_unverified_file_volume_applied_twice_is_idempotent() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let json =
+        r#"{"volume_type":"layer_raw_block","source":"/images/layer.img","fs_type":"erofs"}"#;
+    let v = Volume::parse(json).unwrap();
+    let opts = ApplyOptions {
+        allow_files: true,
+        allow_unverified: true,
+        ..ApplyOptions::default()
+    };
+    let a = apply::apply(&sys, &v, None, Path::new(MP), &opts).unwrap();
+    assert!(a.loop_device.is_some() && a.dm_name.is_none());
+    let again = apply::apply(&sys, &v, None, Path::new(MP), &opts).unwrap();
+    assert!(again.already_applied);
+    assert_eq!(sys.count(Op::Mount), 1);
+    // Another file at the same mount point is still refused.
+    sys.add_file("/images/other.img", 16 << 20);
+    let other = Volume::parse(&json.replace("layer.img", "other.img")).unwrap();
+    assert!(matches!(
+        apply::apply(&sys, &other, None, Path::new(MP), &opts),
+        Err(ApplyError::MountPointBusy(_))
+    ));
+    let t = apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
+    assert!(t.unmounted);
+    assert_eq!(sys.snapshot(), before);
+}

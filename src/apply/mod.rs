@@ -343,7 +343,10 @@ fn already_applied(
         Some(name) => find_dm(sys, name)?.filter(|dev| *dev == top.dev).is_some(),
         None => match resolved.kind {
             SourceKind::Block(dev) => dev == top.dev,
-            SourceKind::File => false,
+            // An unverified file volume is mounted on a loop device backed by that file.
+            SourceKind::File => sys
+                .loop_backing_file(top.dev)
+                .is_ok_and(|backing| backing.is_some_and(|b| b == resolved.path)),
         },
     };
     if !ours {
