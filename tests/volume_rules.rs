@@ -58,6 +58,14 @@ fn option_bare_base64_and_json_decode_alike() {
 }
 
 #[test]
+fn an_empty_option_says_so() {
+    for empty in ["", "  \n", "io.katacontainers.volume="] {
+        let e = decode_err(empty).to_string();
+        assert!(e.contains("the option is empty"), "{empty:?}: {e}");
+    }
+}
+
+#[test]
 fn invalid_base64_is_refused() {
     let json = go_encoded();
     let unpadded = b64(&json).trim_end_matches('=').to_owned();

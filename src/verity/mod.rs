@@ -33,7 +33,9 @@ pub enum VerityError {
         value: String,
     },
     /// Salt not hex or too long.
-    #[error("Invalid salt {0:?}: expected '-' or at most 256 bytes of hex")]
+    #[error(
+        "Invalid salt {0:?}: expected '-' or an even number of hex digits, at most 512 (256 bytes)"
+    )]
     Salt(String),
     /// Data block size not a power of two in range.
     #[error("Invalid dm_verity.blocksize {0}: must be a power of two from 512 to 4096")]

@@ -22,6 +22,9 @@ pub fn decode(input: &str) -> Result<KataVirtualVolume, VolumeError> {
             limit: MAX_OPTION_BYTES,
         });
     }
+    if input.trim().is_empty() {
+        return Err(empty());
+    }
     if let Some(b64) = input.strip_prefix(VOLUME_OPTION_PREFIX) {
         return decode_base64(b64);
     }
@@ -34,8 +37,18 @@ pub fn decode(input: &str) -> Result<KataVirtualVolume, VolumeError> {
 /// Decoded options up to this size are decoded on the stack (bytes).
 const STACK_DECODE: usize = 2048;
 
+/// An empty option or payload.
+fn empty() -> VolumeError {
+    VolumeError::Json(
+        "the option is empty (expected io.katacontainers.volume=<base64 JSON>)".into(),
+    )
+}
+
 /// Decodes the base64 payload of the option (without the prefix).
 pub fn decode_base64(b64: &str) -> Result<KataVirtualVolume, VolumeError> {
+    if b64.is_empty() {
+        return Err(empty());
+    }
     // Most options are well under a kilobyte: decode those without a heap buffer.
     if base64::decoded_len_estimate(b64.len()) <= STACK_DECODE {
         let mut buf = [0u8; STACK_DECODE];

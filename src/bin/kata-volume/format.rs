@@ -105,15 +105,15 @@ pub struct Args {
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<(), CliError> {
     let config = args.tree.config()?;
-    let volume_type: VolumeType = args.volume_type.parse().map_err(usage)?;
-    if !matches!(
-        volume_type,
-        VolumeType::ImageRawBlock | VolumeType::LayerRawBlock
-    ) {
-        return Err(CliError::Usage(format!(
-            "--volume-type {volume_type}: expected image_raw_block or layer_raw_block"
-        )));
-    }
+    let volume_type = match args.volume_type.parse() {
+        Ok(t @ (VolumeType::ImageRawBlock | VolumeType::LayerRawBlock)) => t,
+        _ => {
+            return Err(CliError::Usage(format!(
+                "Invalid --volume-type {:?}: expected image_raw_block or layer_raw_block",
+                args.volume_type
+            )));
+        }
+    };
     // The guest wants an absolute path: the image's, unless --source names the guest's device.
     let source = match &args.source {
         Some(source) => source.clone(),
@@ -241,10 +241,12 @@ pub fn engine_error(e: EngineError) -> CliError {
 pub fn flag_error(e: VerityError) -> CliError {
     CliError::Usage(match e {
         VerityError::HashType(value) => {
-            format!("invalid --hash {value:?}: expected sha256, sha1 or sha512")
+            format!("Invalid --hash {value:?}: expected sha256, sha1 or sha512")
         }
         VerityError::Salt(value) => {
-            format!("invalid --salt {value:?}: expected '-' or at most 256 bytes of hex")
+            format!(
+                "Invalid --salt {value:?}: expected '-' or an even number of hex digits, at most 512 (256 bytes)"
+            )
         }
         VerityError::RootHash { algorithm, value } => {
             let other = [
@@ -258,40 +260,36 @@ pub fn flag_error(e: VerityError) -> CliError {
                 format!(" ({} hex digits is {a}: add --hash {a})", value.len())
             });
             format!(
-                "invalid ROOT_HASH {value:?}: expected {} hex digits for {algorithm}{hint}",
+                "Invalid ROOT_HASH {value:?}: expected {} hex digits for {algorithm}{hint}",
                 algorithm.digest_size() * 2
             )
         }
         VerityError::DataBlockSize(n) => {
-            format!("invalid --data-block-size {n}: must be a power of two from 512 to 4096")
+            format!("Invalid --data-block-size {n}: must be a power of two from 512 to 4096")
         }
         VerityError::HashBlockSize(n) => {
-            format!("invalid --hash-block-size {n}: must be a power of two from 512 to 4096")
+            format!("Invalid --hash-block-size {n}: must be a power of two from 512 to 4096")
         }
         VerityError::HashBlockTooSmall {
             hashsize,
             algorithm,
         } => format!(
-            "invalid --hash-block-size {hashsize}: must hold at least two {algorithm} digests"
+            "Invalid --hash-block-size {hashsize}: must hold at least two {algorithm} digests"
         ),
         VerityError::DataBlocks(n) => {
-            format!("invalid --data-blocks {n}: must be from 1 to 4294967295")
+            format!("Invalid --data-blocks {n}: must be from 1 to 4294967295")
         }
         VerityError::OffsetAlignment { offset, hashsize } => format!(
-            "invalid --hash-offset {offset}: must be a multiple of the hash block size {hashsize}"
+            "Invalid --hash-offset {offset}: must be a multiple of the hash block size {hashsize}"
         ),
         VerityError::OffsetOverlapsData { offset, data_size } => format!(
-            "invalid --hash-offset {offset}: the hash tree must start at or after the data's end (byte {data_size})"
+            "Invalid --hash-offset {offset}: the hash tree must start at or after the data's end (byte {data_size})"
         ),
         VerityError::Overflow { offset } => format!(
-            "invalid --hash-offset {offset} or --data-blocks: the hash tree's end overflows 64 bits"
+            "Invalid --hash-offset {offset} or --data-blocks: the hash tree's end overflows 64 bits"
         ),
         other => other.to_string(),
     })
-}
-
-fn usage(e: impl std::fmt::Display) -> CliError {
-    CliError::Usage(e.to_string())
 }
 
 /// A one-line progress bar on standard error, drawn only when it is a terminal, after a

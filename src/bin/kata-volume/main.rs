@@ -39,8 +39,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Format(format::Args),
     Inspect(inspect::Args),
+    Format(format::Args),
+    Verify(verify::Args),
     Mount(mount::MountArgs),
     Umount(mount::UmountArgs),
     Serve(daemon::ServeArgs),
@@ -49,7 +50,6 @@ enum Command {
     List(client::ListArgs),
     Check(client::CheckArgs),
     Version(client::VersionArgs),
-    Verify(verify::Args),
 }
 
 /// How a subcommand failed.

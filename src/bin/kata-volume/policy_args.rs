@@ -34,7 +34,7 @@ pub struct PolicyArgs {
     /// Only mount volumes with this root hash; repeat for several.
     #[arg(long = "trusted-root-hash", value_name = "HEX")]
     trusted_root_hashes: Vec<String>,
-    /// What dm-verity does on a corrupted block.
+    /// What dm-verity does on a corrupted block [default: eio, or the policy file's].
     #[arg(long, value_name = "MODE", value_parser = ["eio", "restart", "panic"])]
     corruption_mode: Option<String>,
     /// Verify each data block only once (dm-verity check_at_most_once).
@@ -46,7 +46,7 @@ pub struct PolicyArgs {
     /// Require the root hash to be signed by this keyring key (root_hash_sig_key_desc).
     #[arg(long, value_name = "KEY")]
     root_hash_sig_key_desc: Option<String>,
-    /// Most volumes mounted at once.
+    /// Most volumes mounted at once [default: 1024, or the policy file's].
     #[arg(long, value_name = "N")]
     max_volumes: Option<usize>,
 }
