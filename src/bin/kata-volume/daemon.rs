@@ -12,7 +12,7 @@ use kata_volume::manager::{FileStore, ManagerOptions, VolumeManager};
 use kata_volume::service::{self, Address, DEFAULT_LISTEN, LogFormat};
 use kata_volume::system::LinuxSystem;
 use nix::fcntl::{Flock, FlockArg};
-use slog::{Logger, info, warn};
+use slog::{Logger, error, info, warn};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::CliError;
@@ -137,6 +137,13 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         "orphans_removed" => report.orphans_removed);
     for p in &report.problems {
         warn!(log, "reconcile problem"; "problem" => p);
+    }
+    if !std::path::Path::new("/dev/mapper/control").exists() {
+        error!(
+            log,
+            "device-mapper is not available (no /dev/mapper/control; is dm_mod loaded?): \
+            every dm-verity volume will be refused"
+        );
     }
     let manager = Arc::new(manager);
 

@@ -16,7 +16,8 @@ pub struct PolicyArgs {
     /// Every mount point must lie inside this directory [default: /run/kata-containers].
     #[arg(long, value_name = "DIR")]
     mount_root: Option<PathBuf>,
-    /// Allowed source pattern (`*` within one path component); repeat for several.
+    /// Allowed source pattern (`*` within one path component, `?` one character); repeat for
+    /// several.
     /// Replaces the policy's list [default: /dev/vd* /dev/sd* /dev/pmem* /dev/nvme* /dev/xvd*].
     #[arg(long = "allowed-source", value_name = "PATTERN")]
     allowed_sources: Vec<String>,
