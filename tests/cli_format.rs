@@ -329,7 +329,7 @@ fn the_default_source_is_the_images_absolute_path() {
         .unwrap();
     let out = json(&out);
     let back = json(&kv(&["inspect", "--json", out["option"].as_str().unwrap()]));
-    let expected = std::path::absolute(dir.path().join("image")).unwrap();
+    let expected = std::fs::canonicalize(dir.path()).unwrap().join("image");
     assert_eq!(back["source"], s(&expected));
 }
 

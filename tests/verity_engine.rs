@@ -387,4 +387,18 @@ fn a_tree_made_for_more_data_blocks_is_refused_like_veritysetup_does() {
         &root.to_hex(),
         &flags
     ));
+
+    // A corrupted data block under that padding is what gets reported.
+    flip(&b.image, 5 * 1024 + 7);
+    let found = match engine::verify(&b.image, &config, &root, None) {
+        Err(EngineError::Corrupted(c)) => c,
+        other => panic!("expected a corruption, got {other:?}"),
+    };
+    assert_eq!(
+        found,
+        Corruption::DataBlock {
+            index: 5,
+            offset: 5 * 1024
+        }
+    );
 }

@@ -343,10 +343,16 @@ fn already_applied(
         Some(name) => find_dm(sys, name)?.filter(|dev| *dev == top.dev).is_some(),
         None => match resolved.kind {
             SourceKind::Block(dev) => dev == top.dev,
-            // An unverified file volume is mounted on a loop device backed by that file.
-            SourceKind::File => sys
-                .loop_backing_file(top.dev)
-                .is_ok_and(|backing| backing.is_some_and(|b| b == resolved.path)),
+            // An unverified file volume is mounted on a loop device backed by that very file
+            // (same device and inode, whatever path named it).
+            SourceKind::File => {
+                let same = |p: &Path| {
+                    sys.stat(p)
+                        .is_ok_and(|st| resolved.identity == resolve::file_identity(&st))
+                };
+                sys.loop_backing_file(top.dev)
+                    .is_ok_and(|backing| backing.is_some_and(|b| same(&b)))
+            }
         },
     };
     if !ours {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{ApplyError, Step};
-use crate::system::{DevNum, FileKind, System};
+use crate::system::{DevNum, FileInfo, FileKind, System};
 
 /// What the source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +55,7 @@ pub fn resolve_source(
                 "is on a kernel pseudo filesystem (proc, sysfs, …), not an image",
             ));
         }
-        FileKind::Regular if allow_files => {
-            (SourceKind::File, format!("file:{}:{}", st.dev, st.ino))
-        }
+        FileKind::Regular if allow_files => (SourceKind::File, file_identity(&st)),
         FileKind::Regular => {
             return Err(bad(
                 "is a regular file, and file-backed volumes are not allowed",
@@ -72,6 +70,11 @@ pub fn resolve_source(
         kind,
         identity,
     })
+}
+
+/// The identity of a regular file: its device and inode.
+pub(super) fn file_identity(st: &FileInfo) -> String {
+    format!("file:{}:{}", st.dev, st.ino)
 }
 
 /// `statfs` magic numbers of kernel pseudo filesystems: files there are kernel interfaces

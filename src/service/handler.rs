@@ -251,7 +251,8 @@ impl KataVolume for Handler {
             Ok(c) => {
                 info!(self.log, "CheckStorage ok"; "method" => "CheckStorage",
                     "mount_point" => &mp, "result" => "OK", "status" => &c.status,
-                    "full_read" => full, "bytes_read" => c.bytes_read.unwrap_or(0),
+                    "full_read" => full,
+                    "bytes_read" => %c.bytes_read.map_or_else(|| "-".to_owned(), |b| b.to_string()),
                     "read_error" => c.read_error.as_deref(), "duration_us" => micros(start));
                 Ok(pb::CheckResponse {
                     status: c.status,

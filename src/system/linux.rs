@@ -26,6 +26,9 @@ use crate::verity::{TARGET_TYPE, VerityTable};
 /// The device-mapper control node.
 const CONTROL: &str = "/dev/mapper/control";
 
+/// Present when the running kernel has device-mapper.
+const DM_IN_KERNEL: &str = "/sys/class/misc/device-mapper";
+
 /// How often a loop attach is retried when another process takes the free device first.
 const LOOP_ATTACH_TRIES: usize = 16;
 
@@ -67,7 +70,7 @@ impl LinuxSystem {
                     op,
                     target,
                     io::Error::other(format!(
-                        "device-mapper is not available ({CONTROL}: {e}); is the dm_mod module loaded?"
+                        "device-mapper is not available ({CONTROL}: {e}); is dm_mod loaded and /dev/mapper/control present?"
                     )),
                 )
             })?);
@@ -191,8 +194,9 @@ impl System for LinuxSystem {
     }
 
     fn dm_list(&self) -> SysResult<Vec<DmDevice>> {
-        // Without device-mapper there is no dm device (and nothing of ours to tear down).
-        if !Path::new(CONTROL).exists() {
+        // A kernel without device-mapper (not built in, module not loaded) has no dm device,
+        // and nothing of ours to tear down. With it, a missing control node is an error.
+        if !Path::new(DM_IN_KERNEL).exists() {
             return Ok(Vec::new());
         }
         let list = self.with_dm("list dm devices", "", DM::list_devices)?;

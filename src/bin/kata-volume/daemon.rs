@@ -138,10 +138,10 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     for p in &report.problems {
         warn!(log, "reconcile problem"; "problem" => p);
     }
-    if !std::path::Path::new("/dev/mapper/control").exists() {
+    if !std::path::Path::new("/sys/class/misc/device-mapper").exists() {
         error!(
             log,
-            "device-mapper is not available (no /dev/mapper/control; is dm_mod loaded?): \
+            "device-mapper is not in the kernel (is dm_mod loaded?): \
             every dm-verity volume will be refused"
         );
     }

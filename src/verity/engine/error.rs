@@ -29,10 +29,11 @@ pub enum Corruption {
         /// Its byte offset in the hash device (the image or the hash file).
         offset: u64,
     },
-    /// Every digest matches, but a hash block holds a non-zero byte where `format` writes
-    /// zeros: in a digest slot's padding, or past the last digest of its level. The kernel
-    /// never reads those bytes; a tree with them is still not the one these parameters make
-    /// (typically: `--data-blocks` smaller than the tree was made for).
+    /// Every block matches its digest, but a hash block holds a non-zero byte where `format`
+    /// writes zeros: in a digest slot's padding, or past the last digest of its level (the
+    /// first such block, top level first; reported only when no block is corrupted). The
+    /// kernel never reads those bytes; a tree with them is still not the one these
+    /// parameters make (typically: `--data-blocks` smaller than the tree was made for).
     Padding {
         /// Level of the hash block.
         level: usize,

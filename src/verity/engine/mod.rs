@@ -167,6 +167,7 @@ pub fn verify(
             actual,
         }));
     }
+    let mut padding = None;
     for level in (0..target.tree.levels()).rev() {
         let kids = children(&target, level);
         let found = level::run(
@@ -188,19 +189,23 @@ pub fn verify(
                     None => Corruption::DataBlock { index, offset },
                 }));
             }
-            Some(Mismatch::Padding(offset)) => {
+            // Every digest matched; a block below may still be corrupted, which matters more.
+            Some(Mismatch::Padding(offset)) if padding.is_none() => {
                 let block = target.geometry.hash_block_size.bytes();
                 let index = offset.saturating_sub(level_offset(&target, level)) / block;
-                return Err(EngineError::Corrupted(Corruption::Padding {
+                padding = Some(Corruption::Padding {
                     level,
                     index,
                     offset,
-                }));
+                });
             }
-            None => {}
+            Some(Mismatch::Padding(_)) | None => {}
         }
     }
-    Ok(summary(&target, config, actual))
+    match padding {
+        Some(p) => Err(EngineError::Corrupted(p)),
+        None => Ok(summary(&target, config, actual)),
+    }
 }
 
 /// Bytes hashed in all: every data block and every hash block.
