@@ -88,14 +88,10 @@ impl Bound {
     /// Gives the address up without serving (start-up failed after the bind): a unix socket
     /// file is removed, so no stale socket is left behind.
     pub fn abandon(self) {
-        if let Some(path) = self.addr.unix_path()
-            && let Err(e) = std::fs::remove_file(path)
-        {
-            warn!(self.log, "cannot remove the socket"; "path" => %path.display(), "error" => %e);
-        }
+        remove_socket(&self.addr, &self.log);
     }
 
-    /// Starts accepting requests for `manager`.
+    /// Starts accepting requests for `manager` (or gives the address up, when it cannot).
     pub async fn start(self, manager: Arc<VolumeManager>) -> Result<Listening, ServeError> {
         let Self { server, addr, log } = self;
         let handler = Arc::new(Handler {
@@ -104,7 +100,10 @@ impl Bound {
             inflight: Inflight::default(),
         });
         let mut server = server.register_service(create_kata_volume(handler.clone()));
-        server.start().await.map_err(|e| listen_error(&addr, &e))?;
+        if let Err(e) = server.start().await {
+            remove_socket(&addr, &log);
+            return Err(listen_error(&addr, &e));
+        }
         info!(log, "listening"; "addr" => %addr, "version" => env!("CARGO_PKG_VERSION"));
         Ok(Listening {
             server,
@@ -128,12 +127,17 @@ impl Listening {
         if let Err(e) = self.server.shutdown().await {
             warn!(self.log, "closing connections failed"; "error" => %e);
         }
-        if let Some(path) = self.addr.unix_path()
-            && let Err(e) = std::fs::remove_file(path)
-        {
-            warn!(self.log, "cannot remove the socket"; "path" => %path.display(), "error" => %e);
-        }
+        remove_socket(&self.addr, &self.log);
         info!(self.log, "stopped");
+    }
+}
+
+/// Removes the socket file of a unix address (nothing for other addresses).
+fn remove_socket(addr: &Address, log: &Logger) {
+    if let Some(path) = addr.unix_path()
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        warn!(log, "cannot remove the socket"; "path" => %path.display(), "error" => %e);
     }
 }
 

@@ -150,11 +150,14 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     runtime.block_on(async {
         let sig =
             |kind| signal(kind).map_err(|e| CliError::Failed(format!("Cannot catch signals: {e}")));
-        let shutdown = signalled(
-            sig(SignalKind::terminate())?,
-            sig(SignalKind::interrupt())?,
-            log.clone(),
-        );
+        let (term, int) = match (sig(SignalKind::terminate()), sig(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(e), _) | (_, Err(e)) => {
+                bound.abandon();
+                return Err(e);
+            }
+        };
+        let shutdown = signalled(term, int, log.clone());
         let listening = bound
             .start(manager.clone())
             .await
