@@ -1,7 +1,8 @@
-//! Decode + validate + plan of a realistic volume option, as the guest does for every mount
-//! request: `io.katacontainers.volume=<base64>` → wire struct → typed `Volume` → dm-verity
-//! table, device-mapper name and mount spec. The figure to watch is `decode_validate_plan`
-//! in options per second (goal: 500,000 on one core); the other benchmarks split it up.
+//! The pure part of every mount request on a realistic volume option: parse the `Storage`
+//! (`io.katacontainers.volume=<base64>` → wire struct → typed volume), authorize it against
+//! the default policy, and plan it on a resolved device (dm-verity table, device-mapper name,
+//! mount spec). The figure to watch is `decode_validate_plan` in requests per second (goal:
+//! 500,000 on one core); the other benchmarks split it up.
 //!
 //! Run: `cargo bench --bench decode` (results: `benches/RESULTS-decode.md`).
 
@@ -13,7 +14,11 @@ use std::hint::black_box;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kata_volume::plan::{BlockDevice, DEFAULT_FS_OPTIONS, plan};
+use kata_volume::plan::{Plan, plan};
+use kata_volume::policy::Policy;
+use kata_volume::request::{self, Request, Storage};
+use kata_volume::resolve::{Resolved, Source, Target};
+use kata_volume::system::DevNum;
 use kata_volume::verity::units::Bytes;
 use kata_volume::volume::{Volume, decode};
 
@@ -33,43 +38,67 @@ fn option() -> String {
     format!("io.katacontainers.volume={}", STANDARD.encode(LAYER_JSON))
 }
 
-fn device() -> BlockDevice {
-    BlockDevice {
-        path: "/dev/vdb".into(),
-        identity: "254:16".into(),
-        size: Bytes(64 << 20),
-        logical_block_size: Bytes(512),
+fn storage(option: &str) -> Storage {
+    Storage {
+        source: "/dev/vdb".into(),
+        options: vec![option.to_owned()],
+        mount_point: "/run/kata-containers/sandbox/layers/l1".into(),
+        ..Storage::default()
     }
+}
+
+fn resolved() -> Resolved {
+    Resolved {
+        source: Source::Block {
+            path: "/dev/vdb".into(),
+            dev: DevNum {
+                major: 254,
+                minor: 16,
+            },
+            size: Bytes(64 << 20),
+            logical_block_size: Bytes(512),
+        },
+        target: Target {
+            path: "/run/kata-containers/sandbox/layers/l1".into(),
+            missing_dirs: Vec::new(),
+        },
+    }
+}
+
+/// Parse, authorize and plan one request, as the manager does before it touches anything.
+fn pipeline(policy: &Policy, storage: &Storage) -> Option<Plan> {
+    let Request::Volume(req) = request::parse(storage, &policy.limits()).ok()?;
+    let auth = policy.authorize(&req).ok()?;
+    plan(&auth, resolved()).ok()
 }
 
 fn benches(c: &mut Criterion) {
     let option = option();
-    // Check once that the case is what it claims to be: a valid volume with a verity plan.
-    let v = match Volume::parse(&option) {
-        Ok(v) => v,
-        Err(e) => fail(&format!("the benchmark's option is refused: {e}")),
+    let storage = storage(&option);
+    let policy = Policy::default();
+    // Check once that the case is what it claims to be: a valid request with a verity plan.
+    let Request::Volume(req) = match request::parse(&storage, &policy.limits()) {
+        Ok(r) => r,
+        Err(e) => fail(&format!("the benchmark's request is refused: {e}")),
     };
-    match plan(&v, device(), Vec::new(), DEFAULT_FS_OPTIONS) {
-        Ok(p) if p.verity.is_some() => {}
+    match pipeline(&policy, &storage) {
+        Some(p) if p.verity.is_some() => {}
         other => fail(&format!(
-            "the benchmark's volume does not plan a verity device: {other:?}"
+            "the benchmark's request does not plan a verity device: {other:?}"
         )),
     }
 
     let mut g = c.benchmark_group("option");
     g.throughput(Throughput::Elements(1));
     g.bench_function("decode_validate_plan", |b| {
-        b.iter(|| {
-            let v = Volume::parse(black_box(&option)).ok()?;
-            plan(&v, device(), Vec::new(), DEFAULT_FS_OPTIONS).ok()
-        });
+        b.iter(|| pipeline(&policy, black_box(&storage)));
     });
     g.bench_function("decode", |b| b.iter(|| decode(black_box(&option))));
     g.bench_function("decode_validate", |b| {
         b.iter(|| Volume::parse(black_box(&option)))
     });
-    g.bench_function("plan", |b| {
-        b.iter(|| plan(black_box(&v), device(), Vec::new(), DEFAULT_FS_OPTIONS))
+    g.bench_function("authorize_plan", |b| {
+        b.iter(|| plan(&policy.authorize(black_box(&req)).ok()?, resolved()).ok())
     });
     g.finish();
 }

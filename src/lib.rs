@@ -1,16 +1,27 @@
 //! # kata-volume
 //!
 //! Kata virtual volumes inside the guest: decode the host's `io.katacontainers.volume=<base64>`
-//! mount option, validate it into a typed [`volume::Volume`], plan a dm-verity device over the
-//! raw erofs block device, and (on Linux, as root) create, mount and tear it down.
+//! mount option, validate it into a typed [`volume::Volume`], check it against the guest's
+//! [`policy::Policy`], build a dm-verity device over the raw erofs block device, mount it
+//! read-only, and tear it down again.
 //!
-//! The data flows one way through the modules: [`verity`] (pure dm-verity vocabulary) →
-//! [`volume`] (wire format and typed model) → [`plan`] (what to build). Nothing reaches back up.
+//! A request goes one way through the modules, each visited once (see
+//! `docs/architecture.md`): [`manager`] runs [`request`] (parse the agent's `Storage`) →
+//! [`policy`] (authorize) → [`resolve`] (look at the source and mount point) → [`plan`] (what
+//! to build) → [`apply`] (build it, with undo) over [`system`] (every syscall). [`verity`] and
+//! [`volume`] are the vocabulary underneath. Nothing reaches back up.
+//!
+//! Cargo features: the default library is this core. `engine` adds userspace hash trees
+//! (`verity::engine`), `service` the ttrpc daemon and client (`service`), `fake` the
+//! recording fake system (`system::FakeSystem`) for tests, `cli` the `kata-volume` binary.
 
 pub mod apply;
 pub mod manager;
 pub mod plan;
 pub mod policy;
+pub mod request;
+pub mod resolve;
+#[cfg(feature = "service")]
 pub mod service;
 pub mod system;
 pub mod verity;

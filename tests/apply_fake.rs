@@ -1,12 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The apply transaction and teardown against the recording fake: the happy paths, and every
-//! single system step failing in turn leaving nothing behind.
+//! A request's way from `Storage` to a mount without the manager's state — `prepare` (parse,
+//! authorize, resolve, plan) then the apply transaction — and teardown, against the
+//! recording fake: the happy paths, and every single system step failing in turn leaving
+//! nothing behind.
 
 use std::path::{Path, PathBuf};
 
-use kata_volume::apply::{self, ApplyError, ApplyOptions, Known, Step};
+use kata_volume::apply::{self, Applied, ApplyError, Known, Step};
+use kata_volume::manager::{self, ManagerError, Storage};
+use kata_volume::policy::{Policy, PolicyError};
 use kata_volume::system::{DevNum, FakeSystem, Op, System};
-use kata_volume::volume::Volume;
+use kata_volume::volume::{Volume, encode_option};
 
 const ROOT: &str = "8d5d1a5e2c3f7a4b6c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d";
 const MP: &str = "/run/kata-containers/layer1";
@@ -41,9 +45,46 @@ fn fake() -> FakeSystem {
     f
 }
 
-fn apply_json(sys: &FakeSystem, json: &str, mp: &str) -> Result<apply::Applied, ApplyError> {
-    let v = Volume::parse(json).unwrap();
-    apply::apply(sys, &v, None, Path::new(mp), &ApplyOptions::default())
+/// The rules these tests run under: files allowed from /images, sources anywhere in /dev.
+fn policy() -> Policy {
+    Policy {
+        mount_root: PathBuf::from("/run"),
+        allowed_sources: ["/dev/*", "/images/*", "/proc/*", "/run", "/does/not/exist"]
+            .map(String::from)
+            .to_vec(),
+        allow_files: true,
+        ..Policy::default()
+    }
+}
+
+fn storage(json: &str, mp: &str) -> Storage {
+    Storage {
+        options: vec![encode_option(&Volume::parse(json).unwrap().to_wire())],
+        mount_point: mp.into(),
+        ..Storage::default()
+    }
+}
+
+fn apply_with(
+    sys: &FakeSystem,
+    policy: &Policy,
+    json: &str,
+    mp: &str,
+) -> Result<Applied, ManagerError> {
+    let plan = manager::prepare(sys, policy, &storage(json, mp))?;
+    Ok(apply::apply(sys, &plan)?)
+}
+
+fn apply_json(sys: &FakeSystem, json: &str, mp: &str) -> Result<Applied, ManagerError> {
+    apply_with(sys, &policy(), json, mp)
+}
+
+/// The apply error inside a manager error.
+fn apply_err(e: ManagerError) -> ApplyError {
+    match e {
+        ManagerError::Apply(a) => a,
+        other => panic!("not an apply error: {other}"),
+    }
 }
 
 #[test]
@@ -54,12 +95,10 @@ fn verity_volume_applies_and_tears_down() {
     let name = a.dm_name.clone().unwrap();
     assert!(name.as_str().starts_with("kata-volume-8d5d1a5e2c3f7a4b-"));
     assert_eq!(a.status.as_deref(), Some("V"));
+    // The table as the kernel reports it: devices by number.
     assert_eq!(
-        a.table.as_deref(),
-        Some(
-            format!("0 16384 verity 1 /dev/vdb /dev/vdb 512 4096 16384 2048 sha256 {ROOT} -")
-                .as_str()
-        )
+        a.table.unwrap().to_string(),
+        format!("0 16384 verity 1 254:16 254:16 512 4096 16384 2048 sha256 {ROOT} -")
     );
     let snap = sys.snapshot();
     assert_eq!(snap.dm.len(), 1);
@@ -124,7 +163,7 @@ fn file_source_goes_through_a_loop_device_and_back() {
     let before = sys.snapshot();
     let a = apply_json(&sys, &verity_json("/images/layer.img"), MP).unwrap();
     assert_eq!(a.loop_device, Some(PathBuf::from("/dev/loop0")));
-    assert!(a.table.unwrap().contains(" /dev/loop0 /dev/loop0 "));
+    assert!(a.table.unwrap().to_string().contains(" 7:0 7:0 "));
     apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     assert_eq!(sys.snapshot(), before);
 }
@@ -166,21 +205,23 @@ fn unverified_raw_block_is_refused_unless_allowed() {
     let sys = fake();
     let json = r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#;
     let e = apply_json(&sys, json, MP).unwrap_err();
-    assert!(matches!(e, ApplyError::Unverified(_)), "{e}");
-    assert_eq!(sys.count(Op::Stat), 0, "refused before touching anything");
+    assert!(
+        matches!(e, ManagerError::Policy(PolicyError::Unverified(_))),
+        "{e}"
+    );
+    assert!(sys.calls().is_empty(), "refused before touching anything");
 }
 
 #[test]
 fn corrupted_status_is_refused_and_unwound() {
     let sys = fake();
     let before = sys.snapshot();
-    let v = Volume::parse(&verity_json("/dev/vdb")).unwrap();
     // Find the name it will get, mark it corrupt.
-    let a = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap();
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
     let name = a.dm_name.unwrap();
     apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     sys.set_corrupt(name.as_str());
-    let e = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap_err();
+    let e = apply_err(apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err());
     assert!(matches!(e, ApplyError::NotVerified { .. }), "{e}");
     assert_eq!(sys.snapshot(), before);
 }
@@ -190,8 +231,12 @@ fn something_else_mounted_at_the_mount_point_is_refused() {
     let sys = fake();
     sys.add_dir(MP);
     let direct = r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{"metadata":{"a":"b"}}}"#;
-    apply_json(&sys, direct, MP).unwrap();
-    let e = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err();
+    let unverified = Policy {
+        allow_unverified: true,
+        ..policy()
+    };
+    apply_with(&sys, &unverified, direct, MP).unwrap();
+    let e = apply_err(apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err());
     assert!(matches!(e, ApplyError::MountPointBusy(_)), "{e}");
     assert_eq!(sys.snapshot().dm.len(), 0);
 }
@@ -233,8 +278,8 @@ fn every_step_failing_in_turn_leaves_nothing_behind() {
                     before,
                     "{source}: {op:?} #{nth} left something: {e}"
                 );
-                if let ApplyError::Step { undo_failures, .. } = &e {
-                    assert!(undo_failures.is_empty(), "{undo_failures:?}");
+                if let ManagerError::Apply(a) = &e {
+                    assert!(a.undo_failures().is_empty(), "{a}");
                 }
                 tried += 1;
             }
@@ -249,7 +294,7 @@ fn failed_rollback_is_reported() {
     let sys = fake();
     sys.fail_nth(Op::Mount, 0, nix::libc::EIO);
     sys.fail_nth(Op::DmRemove, 0, nix::libc::EBUSY);
-    let e = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err();
+    let e = apply_err(apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err());
     match e {
         ApplyError::Step {
             step: Step::Mount,
@@ -300,12 +345,11 @@ fn files_on_kernel_pseudo_filesystems_are_never_images() {
 #[test]
 fn refusal_with_a_failed_rollback_reports_both() {
     let sys = fake();
-    let v = Volume::parse(&verity_json("/dev/vdb")).unwrap();
-    let a = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap();
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
     apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     sys.set_corrupt(a.dm_name.unwrap().as_str());
     sys.fail_nth(Op::DmRemove, 0, nix::libc::EBUSY);
-    let e = apply::apply(&sys, &v, None, Path::new(MP), &ApplyOptions::default()).unwrap_err();
+    let e = apply_err(apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err());
     match &e {
         ApplyError::RollbackFailed {
             error,
@@ -326,23 +370,21 @@ fn an_unverified_file_volume_applied_twice_is_idempotent() {
     let before = sys.snapshot();
     let json =
         r#"{"volume_type":"layer_raw_block","source":"/images/layer.img","fs_type":"erofs"}"#;
-    let v = Volume::parse(json).unwrap();
-    let opts = ApplyOptions {
-        allow_files: true,
+    let p = Policy {
         allow_unverified: true,
-        ..ApplyOptions::default()
+        ..policy()
     };
-    let a = apply::apply(&sys, &v, None, Path::new(MP), &opts).unwrap();
+    let a = apply_with(&sys, &p, json, MP).unwrap();
     assert!(a.loop_device.is_some() && a.dm_name.is_none());
-    let again = apply::apply(&sys, &v, None, Path::new(MP), &opts).unwrap();
+    let again = apply_with(&sys, &p, json, MP).unwrap();
     assert!(again.already_applied);
     assert_eq!(sys.count(Op::Mount), 1);
     // Another file at the same mount point is still refused.
     sys.add_file("/images/other.img", 16 << 20);
-    let other = Volume::parse(&json.replace("layer.img", "other.img")).unwrap();
+    let other = json.replace("layer.img", "other.img");
     assert!(matches!(
-        apply::apply(&sys, &other, None, Path::new(MP), &opts),
-        Err(ApplyError::MountPointBusy(_))
+        apply_with(&sys, &p, &other, MP),
+        Err(ManagerError::Apply(ApplyError::MountPointBusy(_)))
     ));
     let t = apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
     assert!(t.unmounted);

@@ -165,7 +165,7 @@ fn check_reports_corruption() {
     let m = manager(&sys, Arc::new(MemStore::default()));
     let v = m.add_storage(&storage(0, "/run/a")).unwrap();
     assert_eq!(m.check("/run/a", true).unwrap().status, "V");
-    sys.set_corrupt(v.dm_name.as_deref().unwrap());
+    sys.set_corrupt(v.dm_name.as_ref().unwrap().as_str());
     let c = m.check("/run/a", true).unwrap();
     assert_eq!(c.status, "C");
     assert!(c.read_error.is_some());
@@ -366,7 +366,7 @@ fn remove_with_a_failing_state_write_is_consistent_after_retry() {
 /// that last user does.
 #[test]
 fn remove_with_a_foreign_bind_mount_defers_the_device_removal() {
-    use kata_volume::plan::MountFlags;
+    use kata_volume::system::MountFlags;
     use kata_volume::system::System;
     let sys = system(1);
     sys.add_dir("/run/container");

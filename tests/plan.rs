@@ -1,27 +1,32 @@
-//! Planning: device-mapper names, the verity plan, device checks, mount options, whole plans.
+//! Planning: device-mapper names, the verity plan, device checks, mount options (the policy's
+//! mount spec), whole plans from authorized requests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use std::collections::HashSet;
 
-use kata_volume::plan::{
-    BlockDevice, DEFAULT_FS_OPTIONS, DM_NAME_MAX, DM_NAME_PREFIX, DmName, MountFlags, PlanError,
-    check_device, mount_options, plan, verity_plan,
-};
+use kata_volume::plan::{PlanError, VerityPlan, check_device, dm_name, plan};
+use kata_volume::policy::{DEFAULT_FS_OPTIONS, Policy, PolicyError, mount_spec};
+use kata_volume::request::{self, Request, RequestError, Storage};
+use kata_volume::resolve::{Resolved, Source, Target};
+use kata_volume::system::{DM_NAME_MAX, DM_NAME_PREFIX, DevNum, DmName, MountFlags};
 use kata_volume::verity::units::Bytes;
 use kata_volume::verity::{VerityOption, VerityParams, parse_tarfs};
-use kata_volume::volume::{Volume, VolumeType};
+use kata_volume::volume::VolumeType;
 use support::{H1, H256, assert_names, raw_with, tarfs_verity, verity};
 
 fn tarfs() -> VerityParams {
     parse_tarfs(&format!("16384,8388608,sha256:{H256}")).unwrap()
 }
 
-fn device(path: &str, size: u64) -> BlockDevice {
-    BlockDevice {
+fn device(path: &str, size: u64) -> Source {
+    Source::Block {
         path: path.into(),
-        identity: format!("id:{path}"),
+        dev: DevNum {
+            major: 254,
+            minor: 16,
+        },
         size: Bytes(size),
         logical_block_size: Bytes(512),
     }
@@ -29,6 +34,35 @@ fn device(path: &str, size: u64) -> BlockDevice {
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The flags and data of a mount with `options` under `allowed`.
+fn mount_options(
+    options: &[String],
+    allowed: &[&str],
+) -> Result<(MountFlags, String), PolicyError> {
+    mount_spec("erofs", options, allowed).map(|m| (m.flags, m.data))
+}
+
+/// Parses and authorizes the volume JSON `json` with `policy`, then plans it on `source`.
+fn plan_json(
+    json: &str,
+    policy: &Policy,
+    source: Source,
+) -> Result<kata_volume::plan::Plan, String> {
+    let storage = Storage {
+        options: vec![support::option(json)],
+        mount_point: "/run/kata-containers/c1/l1".into(),
+        ..Storage::default()
+    };
+    let Request::Volume(r) =
+        request::parse(&storage, &policy.limits()).map_err(|e| e.to_string())?;
+    let auth = policy.authorize(&r).map_err(|e| e.to_string())?;
+    let target = Target {
+        path: r.mount_point.clone(),
+        missing_dirs: Vec::new(),
+    };
+    plan(&auth, Resolved { source, target }).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -55,7 +89,6 @@ fn dm_name_rules() {
         &"x".repeat(128),
     ] {
         let e = DmName::new(bad).unwrap_err();
-        assert!(matches!(e, PlanError::DmName(_)), "{bad:?}");
         assert_names(&e.to_string(), &["device-mapper name", "127"]);
     }
     let e = DmName::new("a/b").unwrap_err().to_string();
@@ -69,7 +102,7 @@ fn dm_name_rules() {
 #[test]
 fn verity_names_are_valid_deterministic_and_distinct() {
     let p = tarfs();
-    let name = DmName::for_verity("254:16", &p, &[]);
+    let name = dm_name("254:16", &p, &[]);
     // Valid by the kernel's rules, ours, and recognisable by its root hash.
     assert_eq!(DmName::new(name.as_str()).unwrap(), name);
     assert!(name.is_ours());
@@ -80,32 +113,30 @@ fn verity_names_are_valid_deterministic_and_distinct() {
             .starts_with(&format!("{DM_NAME_PREFIX}{}", &H256[..16]))
     );
     // The same volume on the same device: the same name, whatever path reaches the device.
-    assert_eq!(DmName::for_verity("254:16", &tarfs(), &[]), name);
-    let a = verity_plan(&p, "/dev/vdb", "254:16", Vec::new()).unwrap();
-    let b = verity_plan(&p, "/dev/block/254:16", "254:16", Vec::new()).unwrap();
+    assert_eq!(dm_name("254:16", &tarfs(), &[]), name);
+    let a = kata_volume::plan::verity(&p, &device("/dev/vdb", 16 << 20), Vec::new()).unwrap();
+    let b =
+        kata_volume::plan::verity(&p, &device("/dev/block/254:16", 16 << 20), Vec::new()).unwrap();
     assert_eq!(a.name, b.name);
-    assert_eq!(a.name, name);
+    assert_eq!(a.name, dm_name("block:254:16", &p, &[]));
     // Distinct device identity, root hash, parameters or options: distinct names.
     let other_hash = parse_tarfs(&format!("16384,8388608,sha256:{}", "0".repeat(64))).unwrap();
     let other_offset = parse_tarfs(&format!("16384,8392704,sha256:{H256}")).unwrap();
     let other_count = parse_tarfs(&format!("16383,8388608,sha256:{H256}")).unwrap();
     let others = [
-        DmName::for_verity("254:32", &p, &[]),
-        DmName::for_verity("254:1", &p, &[]),
-        DmName::for_verity("254:16", &other_hash, &[]),
-        DmName::for_verity("254:16", &other_offset, &[]),
-        DmName::for_verity("254:16", &other_count, &[]),
-        DmName::for_verity("254:16", &p, &[VerityOption::CheckAtMostOnce]),
-        DmName::for_verity("254:16", &p, &[VerityOption::IgnoreZeroBlocks]),
+        dm_name("254:32", &p, &[]),
+        dm_name("254:1", &p, &[]),
+        dm_name("254:16", &other_hash, &[]),
+        dm_name("254:16", &other_offset, &[]),
+        dm_name("254:16", &other_count, &[]),
+        dm_name("254:16", &p, &[VerityOption::CheckAtMostOnce]),
+        dm_name("254:16", &p, &[VerityOption::IgnoreZeroBlocks]),
     ];
     let mut all: HashSet<DmName> = others.iter().cloned().collect();
     all.insert(name.clone());
     assert_eq!(all.len(), others.len() + 1, "{all:?}");
     // The identity is delimited: moving a byte from it into the parameters changes the name.
-    assert_ne!(
-        DmName::for_verity("a", &p, &[]),
-        DmName::for_verity("a\u{0}", &p, &[])
-    );
+    assert_ne!(dm_name("a", &p, &[]), dm_name("a\u{0}", &p, &[]));
 }
 
 #[test]
@@ -114,11 +145,11 @@ fn verity_names_are_stable() {
     // from one build to the next. (Golden values, from before the allocation-free rewrite.)
     let p = tarfs();
     assert_eq!(
-        DmName::for_verity("254:16", &p, &[]).as_str(),
+        dm_name("254:16", &p, &[]).as_str(),
         "kata-volume-9f2a6c4e0b1d3f5a-592320147cd14222"
     );
     assert_eq!(
-        DmName::for_verity("/dev/vdb", &p, &[]).as_str(),
+        dm_name("/dev/vdb", &p, &[]).as_str(),
         "kata-volume-9f2a6c4e0b1d3f5a-686f6115db436dea"
     );
     let options = [
@@ -126,7 +157,7 @@ fn verity_names_are_stable() {
         VerityOption::RootHashSigKeyDesc("k".into()),
     ];
     assert_eq!(
-        DmName::for_verity("254:16", &p, &options).as_str(),
+        dm_name("254:16", &p, &options).as_str(),
         "kata-volume-9f2a6c4e0b1d3f5a-3d696b8b5d8ed16b"
     );
 }
@@ -137,7 +168,7 @@ fn many_names_never_collide_and_stay_valid() {
     for i in 0..2000u64 {
         let p = parse_tarfs(&format!("16384,8388608,sha256:{i:064x}")).unwrap();
         for dev in ["254:16", "254:32"] {
-            let n = DmName::for_verity(dev, &p, &[]);
+            let n = dm_name(dev, &p, &[]);
             assert!(DmName::new(n.as_str()).is_ok());
             assert!(seen.insert(n), "collision at {i} {dev}");
         }
@@ -146,14 +177,34 @@ fn many_names_never_collide_and_stay_valid() {
 
 #[test]
 fn verity_plan_gives_the_exact_table() {
-    let vp = verity_plan(&tarfs(), "/dev/vdb", "254:16", Vec::new()).unwrap();
+    let vp = VerityPlan::new(&tarfs(), "254:16", Vec::new());
     assert_eq!(
-        vp.table.to_string(),
+        vp.table("/dev/vdb").unwrap().to_string(),
         format!("0 16384 verity 1 /dev/vdb /dev/vdb 512 4096 16384 2048 sha256 {H256} -")
     );
-    assert_eq!(vp.name, DmName::for_verity("254:16", &tarfs(), &[]));
+    assert_eq!(vp.name, dm_name("254:16", &tarfs(), &[]));
+    // The kernel reports devices by number: the plan recognises its table on that device,
+    // and nothing else.
+    let dev = DevNum {
+        major: 254,
+        minor: 16,
+    };
+    let active = vp.table("254:16").unwrap();
+    assert!(vp.matches(&active, dev));
+    assert!(!vp.matches(
+        &active,
+        DevNum {
+            major: 254,
+            minor: 32
+        }
+    ));
+    let other = VerityPlan::new(&tarfs(), "254:16", vec![VerityOption::CheckAtMostOnce]);
+    assert!(!other.matches(&active, dev));
     // A device path that is not one word cannot make a table.
-    let e = verity_plan(&tarfs(), "/dev/v db", "x", Vec::new()).unwrap_err();
+    let e = vp.table("/dev/v db").unwrap_err();
+    assert_names(&e.to_string(), &["device", "\"/dev/v db\""]);
+    let e = kata_volume::plan::verity(&tarfs(), &device("/dev/v db", 16 << 20), Vec::new())
+        .unwrap_err();
     assert_names(&e.to_string(), &["device", "\"/dev/v db\""]);
 }
 
@@ -181,8 +232,16 @@ fn check_device_size_and_logical_block() {
         );
     }
     // 512-byte data blocks on a 4 KiB-sector device: refused, naming blocksize.
-    let mut dev = device("/dev/nvme0n1", 1 << 30);
-    dev.logical_block_size = Bytes(4096);
+    let with_sectors = |logical: u64| Source::Block {
+        path: "/dev/nvme0n1".into(),
+        dev: DevNum {
+            major: 259,
+            minor: 0,
+        },
+        size: Bytes(1 << 30),
+        logical_block_size: Bytes(logical),
+    };
+    let dev = with_sectors(4096);
     let e = check_device(&p, &dev).unwrap_err();
     assert!(
         matches!(
@@ -210,8 +269,15 @@ fn check_device_size_and_logical_block() {
     .unwrap();
     let e = check_device(&q, &dev).unwrap_err();
     assert_names(&e.to_string(), &["dm_verity.hashsize 512", "4096"]);
-    dev.logical_block_size = Bytes(512);
-    assert!(check_device(&q, &dev).is_ok());
+    assert!(check_device(&q, &with_sectors(512)).is_ok());
+    // A file through a loop device: whole sectors of it, 512-byte logical blocks.
+    let file = Source::File {
+        path: "/images/a.img".into(),
+        id: kata_volume::resolve::FileId { dev: 1, ino: 2 },
+        size: Bytes(required + 511),
+    };
+    assert!(check_device(&p, &file).is_ok());
+    assert_eq!(file.device_size(), Bytes(required));
 }
 
 #[test]
@@ -233,9 +299,8 @@ fn mount_options_refuse_anything_that_loosens() {
         "RO",
         " ro",
     ] {
-        let e =
-            mount_options(&strings(&[bad]), MountFlags::VERITY, DEFAULT_FS_OPTIONS).unwrap_err();
-        assert_eq!(e, PlanError::MountOption(bad.into()));
+        let e = mount_options(&strings(&[bad]), DEFAULT_FS_OPTIONS).unwrap_err();
+        assert_eq!(e, PolicyError::MountOption(bad.into()));
         assert_names(&e.to_string(), &["mount option", &format!("{bad:?}")]);
     }
 }
@@ -248,13 +313,11 @@ fn mount_options_refuse_loosening_flags_even_if_allowlisted() {
         "rw", "exec", "dev", "suid", "remount", "bind", "async", "acl",
     ];
     for bad in ["rw", "exec", "dev", "suid", "remount", "bind", "async"] {
-        let e = mount_options(&strings(&[bad]), MountFlags::VERITY, &allowed).unwrap_err();
-        assert_eq!(e, PlanError::MountOption(bad.into()), "{bad}");
+        let e = mount_options(&strings(&[bad]), &allowed).unwrap_err();
+        assert_eq!(e, PolicyError::MountOption(bad.into()), "{bad}");
     }
     assert_eq!(
-        mount_options(&strings(&["acl"]), MountFlags::VERITY, &allowed)
-            .unwrap()
-            .1,
+        mount_options(&strings(&["acl"]), &allowed).unwrap().1,
         "acl"
     );
 }
@@ -272,7 +335,6 @@ fn mount_options_accept_tightening_and_allowlisted_data() {
             "",
             "defaults",
         ]),
-        MountFlags::default(),
         DEFAULT_FS_OPTIONS,
     )
     .unwrap();
@@ -291,7 +353,6 @@ fn mount_options_accept_tightening_and_allowlisted_data() {
             "user_xattr",
             "dax=never",
         ]),
-        MountFlags::VERITY,
         DEFAULT_FS_OPTIONS,
     )
     .unwrap();
@@ -300,40 +361,37 @@ fn mount_options_accept_tightening_and_allowlisted_data() {
     assert_eq!(data, "user_xattr,cache_strategy=readaround,dax=never");
     // Nothing requested: exactly the base.
     assert_eq!(
-        mount_options(&[], MountFlags::VERITY, &[]).unwrap(),
+        mount_options(&[], &[]).unwrap(),
         (MountFlags::VERITY, String::new())
     );
     assert_eq!(MountFlags::default().to_string(), "rw");
     // A data option not in this allowlist is refused.
-    assert!(mount_options(&strings(&["acl"]), MountFlags::VERITY, &[]).is_err());
+    assert_eq!(
+        mount_options(&strings(&["acl"]), &[]).unwrap_err(),
+        PolicyError::MountOption("acl".into())
+    );
 }
 
 #[test]
 fn plan_of_a_verified_raw_block() {
-    let v = Volume::parse(&support::option(&raw_with(&tarfs_verity()))).unwrap();
     let dev = device("/dev/vdb", 16 << 20);
-    let p = plan(&v, dev.clone(), Vec::new(), DEFAULT_FS_OPTIONS).unwrap();
+    let p = plan_json(&raw_with(&tarfs_verity()), &Policy::default(), dev.clone()).unwrap();
     assert_eq!(p.volume_type, VolumeType::LayerRawBlock);
-    assert_eq!(p.device, dev);
-    let vp = p.verity.unwrap();
+    assert_eq!(p.source, dev);
+    assert_eq!(p.key(), p.verity.as_ref().unwrap().name.to_string());
+    let vp = p.verity.clone().unwrap();
     assert_eq!(
-        vp.table.to_string(),
+        vp.table("/dev/vdb").unwrap().to_string(),
         format!("0 16384 verity 1 /dev/vdb /dev/vdb 512 4096 16384 2048 sha256 {H256} -")
     );
-    assert_eq!(
-        vp,
-        verity_plan(v.verity().unwrap(), "/dev/vdb", "id:/dev/vdb", Vec::new()).unwrap()
-    );
+    assert_eq!(vp, VerityPlan::new(&tarfs(), "block:254:16", Vec::new()));
     assert_eq!(p.mount.fs_type, "erofs");
     assert_eq!(p.mount.flags, MountFlags::VERITY);
     assert_eq!(p.mount.data, "");
     // Planned twice: the same plan.
     assert_eq!(
-        plan(&v, dev, Vec::new(), DEFAULT_FS_OPTIONS)
-            .unwrap()
-            .verity
-            .unwrap(),
-        vp
+        plan_json(&raw_with(&tarfs_verity()), &Policy::default(), dev).unwrap(),
+        p
     );
 }
 
@@ -343,81 +401,74 @@ fn plan_with_options_and_unverified_volumes() {
         r#"{{"volume_type":"image_raw_block","source":"/dev/vdb","fs_type":"erofs","options":["noexec","user_xattr"],"dm_verity":{}}}"#,
         tarfs_verity()
     );
-    let v = Volume::parse(&json).unwrap();
-    let p = plan(
-        &v,
-        device("/dev/vdb", 16 << 20),
-        vec![VerityOption::CheckAtMostOnce],
-        DEFAULT_FS_OPTIONS,
-    )
-    .unwrap();
+    let policy = Policy {
+        check_at_most_once: true,
+        allow_unverified: true,
+        ..Policy::default()
+    };
+    let p = plan_json(&json, &policy, device("/dev/vdb", 16 << 20)).unwrap();
     assert!(p.mount.flags.noexec && p.mount.flags.read_only);
     assert_eq!(p.mount.data, "user_xattr");
     assert!(
         p.verity
             .unwrap()
-            .table
+            .table("/dev/vdb")
+            .unwrap()
             .to_string()
             .ends_with(" - 1 check_at_most_once")
     );
-    // No dm_verity: no verity device, still read-only.
-    let v = Volume::parse(r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#).unwrap();
-    let p = plan(&v, device("/dev/vdb", 0), Vec::new(), DEFAULT_FS_OPTIONS).unwrap();
-    assert!(p.verity.is_none());
-    assert_eq!(p.mount.flags, MountFlags::VERITY);
-    // direct_block keeps its fs_type and is read-only too.
-    let v = Volume::parse(
-        r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{}}"#,
+    // No dm_verity: no verity device, still read-only; the key is the device itself.
+    let p = plan_json(
+        r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#,
+        &policy,
+        device("/dev/vdb", 0),
     )
     .unwrap();
-    let p = plan(
-        &v,
+    assert!(p.verity.is_none());
+    assert_eq!(p.key(), "block:254:16");
+    assert_eq!(p.mount.flags, MountFlags::VERITY);
+    // direct_block keeps its fs_type and is read-only, nodev, nosuid too.
+    let p = plan_json(
+        r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{}}"#,
+        &policy,
         device("/dev/vdc", 1 << 20),
-        Vec::new(),
-        DEFAULT_FS_OPTIONS,
     )
     .unwrap();
     assert_eq!(p.mount.fs_type, "ext4");
-    assert!(p.mount.flags.read_only);
+    assert_eq!(p.mount.flags, MountFlags::VERITY);
 }
 
 #[test]
 fn plan_refusals() {
-    let v = Volume::parse(&raw_with(&tarfs_verity())).unwrap();
-    let e = plan(&v, device("/dev/vdb", 4096), Vec::new(), DEFAULT_FS_OPTIONS).unwrap_err();
-    assert!(matches!(e, PlanError::DeviceTooSmall { .. }), "{e}");
+    let policy = Policy::default();
+    let e = plan_json(
+        &raw_with(&tarfs_verity()),
+        &policy,
+        device("/dev/vdb", 4096),
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("Device /dev/vdb is 4096 bytes, too small"),
+        "{e}"
+    );
     let json = format!(
         r#"{{"volume_type":"layer_raw_block","source":"/dev/vdb","options":["rw"],"dm_verity":{}}}"#,
         verity("sha256", H256, 16384, 512, 4096, 8_388_608)
     );
-    let v = Volume::parse(&json).unwrap();
-    let e = plan(
-        &v,
-        device("/dev/vdb", 16 << 20),
-        Vec::new(),
-        DEFAULT_FS_OPTIONS,
-    )
-    .unwrap_err();
-    assert_eq!(e, PlanError::MountOption("rw".into()));
+    let e = plan_json(&json, &policy, device("/dev/vdb", 16 << 20)).unwrap_err();
+    assert_eq!(e, PolicyError::MountOption("rw".into()).to_string());
     for t in [
         VolumeType::ImageNydusBlock,
         VolumeType::LayerNydusBlock,
         VolumeType::ImageNydusFs,
         VolumeType::LayerNydusFs,
+        VolumeType::ImageGuestPull,
     ] {
-        let v = Volume::parse(&format!(
-            r#"{{"volume_type":"{t}","source":"/d","nydus_image":{{"config":"c"}}}}"#
-        ))
-        .unwrap();
-        let e = plan(&v, device("/d", 1 << 20), Vec::new(), &[]).unwrap_err();
-        assert_eq!(e, PlanError::Unsupported(t));
-        assert_names(&e.to_string(), &["Unsupported volume_type", t.as_str()]);
+        let json = format!(
+            r#"{{"volume_type":"{t}","source":"/d","nydus_image":{{"config":"c"}},"image_pull":{{"metadata":{{"a":"b"}}}}}}"#
+        );
+        let e = plan_json(&json, &policy, device("/d", 1 << 20)).unwrap_err();
+        assert_eq!(e, RequestError::Unsupported(t).to_string());
+        assert_names(&e, &["Unsupported volume_type", t.as_str()]);
     }
-    let v =
-        Volume::parse(r#"{"volume_type":"image_guest_pull","image_pull":{"metadata":{"a":"b"}}}"#)
-            .unwrap();
-    assert_eq!(
-        plan(&v, device("/d", 0), Vec::new(), &[]).unwrap_err(),
-        PlanError::Unsupported(VolumeType::ImageGuestPull)
-    );
 }

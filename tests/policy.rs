@@ -3,9 +3,22 @@
 
 use std::path::Path;
 
-use kata_volume::policy::{CorruptionMode, Policy, PolicyError};
+use kata_volume::policy::{CorruptionMode, Policy, PolicyError, PolicyParseError};
+use kata_volume::request::{self, Request, RequestError, Storage, VolumeRequest};
 use kata_volume::verity::VerityOption;
-use kata_volume::volume::Volume;
+use kata_volume::volume::encode_option;
+
+/// A parsed request for the volume JSON `json` at a mount point under the default root.
+fn request(json: &str) -> VolumeRequest {
+    let w = kata_volume::volume::decode(json).unwrap();
+    let storage = Storage {
+        options: vec![encode_option(&w)],
+        mount_point: "/run/kata-containers/c1/layer".into(),
+        ..Storage::default()
+    };
+    let Request::Volume(r) = request::parse(&storage, &Policy::default().limits()).unwrap();
+    r
+}
 
 #[test]
 fn the_example_policy_file_is_the_default() {
@@ -36,16 +49,28 @@ fn json_and_toml_policies_parse_and_unknown_keys_are_refused() {
             VerityOption::CheckAtMostOnce
         ]
     );
-    for bad in [
-        "alow_files = true",
-        "mount_root = \"relative\"",
-        "mount_root = \"/run/../etc\"",
-        "corruption_mode = \"ignore\"",
-        "root_hash_sig_key_desc = \"two words\"",
-        "max_volumes = -1",
+    for (bad, says) in [
+        ("alow_files = true", "unknown field `alow_files`"),
+        ("corruption_mode = \"ignore\"", "unknown variant `ignore`"),
+        ("max_volumes = -1", "invalid value: integer `-1`"),
     ] {
-        assert!(Policy::from_text(bad, false).is_err(), "{bad}");
+        match Policy::from_text(bad, false) {
+            Err(PolicyParseError::Toml(e)) => assert!(e.to_string().contains(says), "{bad}: {e}"),
+            other => panic!("{bad}: {other:?}"),
+        }
     }
+    for bad in ["mount_root = \"relative\"", "mount_root = \"/run/../etc\""] {
+        let e = Policy::from_text(bad, false).unwrap_err();
+        assert!(matches!(e, PolicyParseError::MountRoot(_)), "{bad}: {e:?}");
+        assert!(e.to_string().starts_with("mount_root "), "{e}");
+    }
+    let e = Policy::from_text("root_hash_sig_key_desc = \"two words\"", false).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "root_hash_sig_key_desc \"two words\" must be one word"
+    );
+    let e = Policy::from_text("{\"allow_files\": 1}", true).unwrap_err();
+    assert!(matches!(e, PolicyParseError::Json(_)), "{e:?}");
 }
 
 #[test]
@@ -85,38 +110,93 @@ fn sources_must_match_a_pattern() {
         "/images/a.img",
     ] {
         let e = p.check_source(bad).unwrap_err();
-        assert!(e.to_string().contains(bad.trim_end_matches('\0')), "{e}");
+        assert!(matches!(e, PolicyError::Source { .. }), "{bad}: {e:?}");
+        assert!(e.to_string().contains(bad), "{e}");
     }
 }
 
 #[test]
 fn trusted_hashes_and_unverified_volumes() {
     let h = "9f2a6c4e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a";
-    let v = Volume::parse(&format!(
+    let v = request(&format!(
         r#"{{"volume_type":"layer_raw_block","source":"/dev/vdb","dm_verity":{{"hashtype":"sha256","hash":"{h}","blocknum":1,"blocksize":4096,"hashsize":4096,"offset":4096}}}}"#
-    ))
-    .unwrap();
-    let unverified =
-        Volume::parse(r#"{"volume_type":"layer_raw_block","source":"/dev/vdb"}"#).unwrap();
-    let mut p = Policy::default();
-    p.check_volume(&v).unwrap();
-    assert!(matches!(
-        p.check_volume(&unverified),
-        Err(PolicyError::Unverified(_))
     ));
+    let unverified = request(r#"{"volume_type":"layer_raw_block","source":"/dev/vdb"}"#);
+    let mut p = Policy::default();
+    p.authorize(&v).unwrap();
+    assert_eq!(
+        p.authorize(&unverified).unwrap_err().to_string(),
+        "Volume layer_raw_block without dm_verity is not allowed: unverified volumes are refused"
+    );
     p.allow_unverified = true;
-    p.check_volume(&unverified).unwrap();
+    assert_eq!(p.authorize(&unverified).unwrap().verity, None);
     p.trusted_root_hashes = Some([h.to_uppercase()].into_iter().collect());
-    p.check_volume(&v).unwrap();
+    p.authorize(&v).unwrap();
     p.trusted_root_hashes = Some(["00".repeat(32)].into_iter().collect());
-    let e = p.check_volume(&v).unwrap_err();
-    assert!(e.to_string().contains(h), "{e}");
+    assert_eq!(
+        p.authorize(&v).unwrap_err(),
+        PolicyError::UntrustedRootHash(h.to_owned())
+    );
 }
 
 #[test]
-fn sizes_are_bounded() {
+fn authorize_decides_the_mount_and_the_verity_options() {
+    let mut v = request(
+        r#"{"volume_type":"layer_raw_block","source":"/dev/vdb","dm_verity":{"hashtype":"sha256","hash":"9f2a6c4e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a","blocknum":1,"blocksize":4096,"hashsize":4096,"offset":4096},"options":["noatime","acl"]}"#,
+    );
+    let p = Policy {
+        corruption_mode: CorruptionMode::Restart,
+        ..Policy::default()
+    };
+    let a = p.authorize(&v).unwrap();
+    assert_eq!(a.mount.fs_type, "erofs");
+    assert_eq!(a.mount.flags.to_string(), "ro,nodev,nosuid,noatime");
+    assert_eq!(a.mount.data, "acl");
+    assert_eq!(a.verity_options, vec![VerityOption::RestartOnCorruption]);
+    assert!(!a.allow_file);
+    v.options.push("exec".into());
+    assert_eq!(
+        p.authorize(&v).unwrap_err(),
+        PolicyError::MountOption("exec".into())
+    );
+    v.options.pop();
+    v.fs_type = "ext4".into();
+    let only_erofs = Policy {
+        allowed_fs_types: vec!["erofs".into()],
+        ..Policy::default()
+    };
+    assert_eq!(
+        only_erofs.authorize(&v).unwrap_err(),
+        PolicyError::FsType("ext4".into())
+    );
+}
+
+#[test]
+fn sizes_are_bounded_before_anything_is_decoded() {
     let p = Policy::default();
-    p.check_sizes(100, 1000).unwrap();
-    assert!(p.check_sizes(p.max_option_bytes + 1, 0).is_err());
-    assert!(p.check_sizes(0, p.max_request_bytes + 1).is_err());
+    let big = Storage {
+        options: vec![format!(
+            "io.katacontainers.volume={}",
+            "A".repeat(p.max_option_bytes)
+        )],
+        mount_point: "/run/kata-containers/a".into(),
+        ..Storage::default()
+    };
+    match request::parse(&big, &p.limits()) {
+        Err(RequestError::TooLarge { what, size, limit }) => {
+            assert_eq!(what, "The volume option");
+            assert_eq!(size, p.max_option_bytes + "io.katacontainers.volume=".len());
+            assert_eq!(limit, p.max_option_bytes);
+        }
+        other => panic!("{other:?}"),
+    }
+    let huge = Storage {
+        driver_options: vec!["x".repeat(p.max_request_bytes)],
+        mount_point: "/run/kata-containers/a".into(),
+        ..Storage::default()
+    };
+    match request::parse(&huge, &p.limits()) {
+        Err(RequestError::TooLarge { what, .. }) => assert_eq!(what, "The request"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -3,15 +3,14 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::plan::{DmName, PlanError};
-use crate::system::SysError;
-use crate::volume::VolumeType;
+use crate::system::{DmName, SysError};
+use crate::verity::{VerityError, VerityTable};
 
 /// A step of apply or teardown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
-    /// Inspecting the source.
-    ResolveSource,
+    /// Reading the mount table and the dm devices.
+    ReadState,
     /// Attaching a loop device.
     AttachLoop,
     /// Creating the dm device.
@@ -41,7 +40,7 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Step::ResolveSource => "resolve the source",
+            Step::ReadState => "read the mount table and dm devices",
             Step::AttachLoop => "attach a loop device",
             Step::CreateDevice => "create the dm device",
             Step::LoadTable => "load the verity table",
@@ -61,34 +60,32 @@ impl fmt::Display for Step {
 /// Why an apply or teardown failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// A raw-block volume without `dm_verity`, and unverified volumes are not allowed.
-    #[error("Refused {0} volume without dm_verity: unverified volumes are not allowed")]
-    Unverified(VolumeType),
-    /// The volume names no filesystem type and none can be assumed.
-    #[error("Missing fs_type for volume_type {0}")]
-    NoFsType(VolumeType),
-    /// The source is not something we mount.
-    #[error("Invalid source {path:?}: {why}")]
-    Source {
-        /// The path.
-        path: String,
-        /// Why.
-        why: &'static str,
-    },
-    /// The mount point cannot be used.
-    #[error("Invalid mount point {path:?}: {why}")]
-    MountPoint {
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        why: &'static str,
-    },
     /// Something else is mounted at the mount point.
     #[error("Mount point {0:?} is already in use by another mount")]
     MountPointBusy(PathBuf),
-    /// The planner refused.
+    /// The loop device attached for a file is not a block device.
+    #[error("The loop device {0:?} is not a block device")]
+    NotBlock(PathBuf),
+    /// The table could not be built for the device.
     #[error(transparent)]
-    Plan(#[from] PlanError),
+    Table(#[from] VerityError),
+    /// A dm device with our name exists with a table other than the planned one.
+    #[error("Device-mapper device {name} exists with another table ({active}): refusing to use it")]
+    TableMismatch {
+        /// The device.
+        name: DmName,
+        /// Its active table.
+        active: Box<VerityTable>,
+    },
+    /// The kernel's table of our device cannot be read as a verity table.
+    #[error("Cannot read back the table of {name}")]
+    UnreadableTable {
+        /// The device.
+        name: DmName,
+        /// Why.
+        #[source]
+        source: VerityError,
+    },
     /// The verity device does not report `V` right after activation.
     #[error(
         "Verity device {name} reports {status:?} instead of V: the image is corrupted or the root hash is wrong"

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{ApplyError, Step};
-use crate::plan::DmName;
-use crate::system::{DevNum, FileKind, SysError, System};
+use crate::system::kernel::{self, View};
+use crate::system::{DevNum, DmName, FileKind, SysError, System};
 
 /// What a teardown did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,26 +66,15 @@ pub fn teardown(
     remove_dirs: &[PathBuf],
 ) -> Result<Teardown, ApplyError> {
     let mut done = Teardown::default();
-    let mounts = sys.mounts().map_err(step(Step::Unmount))?;
-    let top = mounts
-        .iter()
-        .rev()
-        .find(|m| m.target == mount_point)
-        .cloned();
-    let devices = sys.dm_list().map_err(step(Step::RemoveDevice))?;
-    let ours = |d: &&crate::system::DmDevice| DmName::new(&d.name).is_ok_and(|n| n.is_ours());
-    let dm = match &top {
-        Some(t) => devices.iter().filter(ours).find(|d| d.dev == t.dev),
-        None => None,
-    }
-    .or_else(|| {
-        let name = known.dm_name.as_ref()?;
-        devices
-            .iter()
-            .filter(ours)
-            .find(|d| d.name == name.as_str())
-    })
-    .and_then(|d| Some((DmName::new(&d.name).ok()?, d.dev)));
+    let view = View::read(sys).map_err(step(Step::ReadState))?;
+    let top = view.top_mount(mount_point).cloned();
+    let dm: Option<(DmName, DevNum)> = top
+        .as_ref()
+        .and_then(|t| view.our_device(t.dev).map(|n| (n, t.dev)))
+        .or_else(|| {
+            let name = known.dm_name.as_ref()?;
+            Some((name.clone(), view.device(name)?))
+        });
     // The device under the mount or the dm device (for loop detach), read before removal.
     let under = match (&dm, &top) {
         (Some((name, _)), _) => underlying_device(sys, name),
@@ -108,11 +97,9 @@ pub fn teardown(
         }
     }
     let still_used = |d: DevNum| -> Result<bool, ApplyError> {
-        Ok(sys
-            .mounts()
-            .map_err(step(Step::Unmount))?
-            .iter()
-            .any(|m| m.dev == d))
+        Ok(View::read(sys)
+            .map_err(step(Step::ReadState))?
+            .is_mounted(d))
     };
     if let Some((name, dev)) = dm {
         let keep = match known.shared {
@@ -157,9 +144,14 @@ pub fn teardown(
             done.detached_loop = Some(path);
         }
     }
-    // Directories we created, innermost first. One still holding another mount point (a
-    // parent shared with a later volume) stays; the last volume under it removes it.
-    for dir in remove_dirs.iter().rev() {
+    remove_created_dirs(sys, remove_dirs)?;
+    Ok(done)
+}
+
+/// Directories we created, innermost first. One still holding another mount point (a
+/// parent shared with a later volume) stays; the last volume under it removes it.
+pub(super) fn remove_created_dirs(sys: &dyn System, dirs: &[PathBuf]) -> Result<(), ApplyError> {
+    for dir in dirs.iter().rev() {
         match sys.remove_dir(dir) {
             Err(e)
                 if matches!(
@@ -171,18 +163,14 @@ pub fn teardown(
             }
         }
     }
-    Ok(done)
+    Ok(())
 }
 
-/// The data device of a verity device, from its table (`… verity 1 <dev> …`).
+/// The data device of a verity device, from its active table.
 fn underlying_device(sys: &dyn System, name: &DmName) -> Option<(PathBuf, DevNum)> {
-    let table = sys.dm_table(name).ok()?;
-    let dev = table.split_ascii_whitespace().nth(4)?;
-    if let Some((maj, min)) = dev.split_once(':') {
-        let d = DevNum {
-            major: maj.parse().ok()?,
-            minor: min.parse().ok()?,
-        };
+    let table = kernel::active_table(sys, name).ok()?;
+    let dev = &table.target.data_device;
+    if let Ok(d) = dev.parse::<DevNum>() {
         // No udev in the guest: loop devices are only reachable as /dev/loop<minor>.
         let path = if d.major == LOOP_MAJOR {
             PathBuf::from(format!("/dev/loop{}", d.minor))

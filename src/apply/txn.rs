@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::plan::DmName;
+use crate::system::DmName;
 use crate::system::System;
 
 /// One recorded undo.

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use crate::apply::ApplyError;
 use crate::plan::PlanError;
 use crate::policy::PolicyError;
-use crate::volume::VolumeError;
+use crate::request::RequestError;
+use crate::resolve::ResolveError;
 
 /// The class of an error, for protocol status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,28 +25,25 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// Why a manager operation failed.
+/// Why a manager operation failed: the pipeline step that refused, or the manager's own
+/// bookkeeping.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
-    /// The request carries no volume option.
-    #[error("No io.katacontainers.volume option in options or driver_options")]
-    NoVolumeOption,
-    /// The volume is malformed.
+    /// The request is malformed.
     #[error(transparent)]
-    Volume(#[from] VolumeError),
-    /// The request is malformed in another field.
-    #[error("Invalid {field} {value:?}: {why}")]
-    Invalid {
-        /// The field.
-        field: &'static str,
-        /// The value.
-        value: String,
-        /// Why.
-        why: &'static str,
-    },
+    Request(#[from] RequestError),
     /// Policy refused the request.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The source or the mount point cannot be used.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The volume does not fit its device.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Setting up or tearing down failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     /// Another volume is already mounted there.
     #[error("Mount point {mount_point:?} already holds a different volume ({existing})")]
     Conflict {
@@ -60,9 +58,6 @@ pub enum ManagerError {
     /// Too many volumes.
     #[error("Too many volumes: the limit is {0}")]
     TooMany(usize),
-    /// Setting up or tearing down failed.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
     /// The policy's mount root is reached through a symlink: no mount could land there,
     /// since a mount point's real path must be the one asked for.
     #[error(
@@ -89,27 +84,32 @@ impl ManagerError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::NoVolumeOption | Self::Volume(_) | Self::Invalid { .. } => {
-                ErrorKind::InvalidArgument
+            // A size over the policy's limits is the policy's refusal.
+            Self::Request(RequestError::TooLarge { .. }) | Self::Policy(_) => {
+                ErrorKind::PermissionDenied
             }
-            Self::Policy(_) => ErrorKind::PermissionDenied,
+            Self::Request(_) | Self::Plan(_) => ErrorKind::InvalidArgument,
+            Self::Resolve(e) => match e {
+                ResolveError::Sys { source, .. } if !source.is_not_found() => ErrorKind::Internal,
+                _ => ErrorKind::InvalidArgument,
+            },
             Self::Conflict { .. } => ErrorKind::AlreadyExists,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::TooMany(_) => ErrorKind::ResourceExhausted,
             Self::State { .. } | Self::MountRoot { .. } => ErrorKind::Internal,
             Self::Apply(a) => match a {
-                ApplyError::Unverified(_) => ErrorKind::PermissionDenied,
-                ApplyError::Source { .. }
-                | ApplyError::MountPoint { .. }
-                | ApplyError::NoFsType(_) => ErrorKind::InvalidArgument,
-                ApplyError::Plan(PlanError::MountOption(_)) => ErrorKind::PermissionDenied,
-                ApplyError::Plan(_) => ErrorKind::InvalidArgument,
-                ApplyError::MountPointBusy(_) => ErrorKind::AlreadyExists,
+                ApplyError::MountPointBusy(_) | ApplyError::TableMismatch { .. } => {
+                    ErrorKind::AlreadyExists
+                }
                 ApplyError::NotVerified { .. } => ErrorKind::PermissionDenied,
+                ApplyError::Table(_) => ErrorKind::InvalidArgument,
                 ApplyError::Step { source, .. } if source.is_not_found() => {
                     ErrorKind::InvalidArgument
                 }
-                ApplyError::Step { .. } | ApplyError::RollbackFailed { .. } => ErrorKind::Internal,
+                ApplyError::Step { .. }
+                | ApplyError::RollbackFailed { .. }
+                | ApplyError::NotBlock(_)
+                | ApplyError::UnreadableTable { .. } => ErrorKind::Internal,
             },
         }
     }

@@ -1,8 +1,9 @@
-//! The volume manager: what the Kata agent embeds and the daemon serves. Decodes a storage
-//! request, dedupes by device identity and verity parameters (the same layer at several
-//! mount points shares one dm device, counted per mount point), serializes requests for the
-//! same volume while different ones run in parallel, keeps a crash-safe state file, and
-//! reconciles it with the kernel at start. Speaks no protocol.
+//! The volume manager: what the Kata agent embeds and the daemon serves. One way through for
+//! every request — parse (`request`) → authorize (`policy`) → resolve (`resolve`) → plan
+//! (`plan`) → lock the plan's key → record it pending → apply (`apply`) → record it active —
+//! with refcounts (the same layer at several mount points shares one dm device), per-key
+//! locks (requests for the same volume are serialized, different ones run in parallel), a
+//! crash-safe state file, and reconciliation with the kernel at start. Speaks no protocol.
 
 mod error;
 mod locks;
@@ -16,29 +17,17 @@ pub use error::{ErrorKind, ManagerError};
 pub use reconcile::Reconciled;
 pub use state::{Entry, FileStore, Phase, STATE_FILE, State, StateStore};
 
-use crate::apply::{self, ApplyOptions};
-use crate::plan::{DmName, PlanError};
-use crate::policy::Policy;
-use crate::system::System;
-use crate::volume::{self, Volume};
-use locks::KeyedLocks;
+pub use crate::request::Storage;
 
-/// A storage request, mirroring the Kata agent's `Storage` message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Storage {
-    /// Driver name (informational).
-    pub driver: String,
-    /// Driver options; may carry the volume option.
-    pub driver_options: Vec<String>,
-    /// The device; when empty, the volume's own `source`.
-    pub source: String,
-    /// Filesystem type (informational; the volume's `fs_type` rules).
-    pub fstype: String,
-    /// Mount options; usually carries `io.katacontainers.volume=…`.
-    pub options: Vec<String>,
-    /// Where to mount.
-    pub mount_point: String,
-}
+use crate::apply::{self, Applied};
+use crate::plan::{self, Plan};
+use crate::policy::Policy;
+use crate::request::{self, Request};
+use crate::resolve;
+use crate::system::{DmName, System};
+use crate::verity::Digest;
+use crate::volume::VolumeType;
+use locks::KeyedLocks;
 
 /// A managed, mounted volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +35,13 @@ pub struct MountedVolume {
     /// Where it is mounted.
     pub mount_point: PathBuf,
     /// Volume type.
-    pub volume_type: String,
+    pub volume_type: VolumeType,
     /// Source as requested.
     pub source: String,
     /// The verity device.
-    pub dm_name: Option<String>,
+    pub dm_name: Option<DmName>,
     /// Root hash.
-    pub root_hash: Option<String>,
+    pub root_hash: Option<Digest>,
     /// How many mount points share this volume's device.
     pub refcount: usize,
     /// The request changed nothing (already there).
@@ -77,12 +66,30 @@ pub struct ManagerOptions {
     pub policy: Policy,
 }
 
+/// Parses, authorizes, resolves and plans a storage request: every rule applied, nothing
+/// changed yet. What [`VolumeManager::add_storage`] does before it locks, and what the CLI's
+/// `mount` applies directly.
+pub fn prepare(sys: &dyn System, policy: &Policy, storage: &Storage) -> Result<Plan, ManagerError> {
+    let request = request::parse(storage, &policy.limits())?;
+    plan_request(sys, policy, &request)
+}
+
+fn plan_request(
+    sys: &dyn System,
+    policy: &Policy,
+    request: &Request,
+) -> Result<Plan, ManagerError> {
+    let Request::Volume(req) = request;
+    let auth = policy.authorize(req)?;
+    let resolved = resolve::resolve(sys, &auth)?;
+    Ok(plan::plan(&auth, resolved)?)
+}
+
 /// The volume manager.
 pub struct VolumeManager {
     sys: Arc<dyn System>,
     store: Arc<dyn StateStore>,
     policy: Policy,
-    apply: ApplyOptions,
     state: Mutex<State>,
     locks: KeyedLocks,
 }
@@ -108,12 +115,16 @@ impl VolumeManager {
         let m = Self {
             sys,
             store,
-            apply: ApplyOptions::from_policy(&opts.policy),
             policy: opts.policy,
             state: Mutex::new(state),
             locks: KeyedLocks::default(),
         };
         Ok((m, report))
+    }
+
+    /// The policy requests are checked against.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -132,59 +143,35 @@ impl VolumeManager {
         Ok(())
     }
 
-    /// Mounts the volume a storage request describes. Idempotent; a different volume at the
-    /// same mount point is a conflict.
+    /// Mounts the volume a storage request describes: [`VolumeManager::parse`], then
+    /// [`VolumeManager::add`].
     pub fn add_storage(&self, storage: &Storage) -> Result<MountedVolume, ManagerError> {
-        let option = volume::find_volume_option(&storage.options)?
-            .or(volume::find_volume_option(&storage.driver_options)?)
-            .ok_or(ManagerError::NoVolumeOption)?;
-        self.policy
-            .check_sizes(option.len(), request_size(storage))?;
-        let mut vol = Volume::parse(option)?;
-        // The request's other mount options meet the same allowlist as the volume's own:
-        // a host cannot loosen the mount (rw, exec, dev, suid) through either list.
-        let extra = storage
-            .options
-            .iter()
-            .filter(|o| !o.starts_with(volume::VOLUME_OPTION_PREFIX))
-            .cloned();
-        match &mut vol {
-            Volume::RawBlock(r) => r.options.extend(extra),
-            Volume::DirectBlock(d) => d.options.extend(extra),
-            Volume::Nydus(_) | Volume::GuestPull(_) => {}
-        }
-        if !matches!(vol, Volume::RawBlock(_) | Volume::DirectBlock(_)) {
-            let unsupported = PlanError::Unsupported(vol.volume_type());
-            return Err(apply::ApplyError::Plan(unsupported).into());
-        }
-        self.policy.check_volume(&vol)?;
-        let mount_point = check_mount_point(&storage.mount_point)?;
-        self.policy.check_mount_point(&mount_point)?;
-        let source = if storage.source.is_empty() {
-            vol.source().unwrap_or_default().to_owned()
-        } else {
-            storage.source.clone()
-        };
-        self.policy.check_source(&source)?;
-        let resolved = apply::resolve_source(self.sys.as_ref(), &source, self.apply.allow_files)?;
-        let dm_name = vol
-            .verity()
-            .map(|p| DmName::for_verity(&resolved.identity, p, &self.apply.verity_options));
-        let key = dm_name
-            .as_ref()
-            .map_or(resolved.identity.clone(), ToString::to_string);
+        self.add(&self.parse(storage)?)
+    }
+
+    /// Parses a storage request with this manager's limits (for a caller that wants to know
+    /// what was asked for, e.g. to log it, before adding it).
+    pub fn parse(&self, storage: &Storage) -> Result<Request, ManagerError> {
+        Ok(request::parse(storage, &self.policy.limits())?)
+    }
+
+    /// Mounts what a parsed request asks for. Idempotent; a different volume at the same
+    /// mount point is a conflict.
+    pub fn add(&self, request: &Request) -> Result<MountedVolume, ManagerError> {
+        let plan = plan_request(self.sys.as_ref(), &self.policy, request)?;
+        let mount_point = plan.target.path.clone();
+        let key = plan.key();
         let mp_key = format!("mount:{}", mount_point.display());
         let _held = self.locks.lock(&[&key, &mp_key]);
-
         let pending = Entry {
             mount_point: mount_point.clone(),
-            volume_type: vol.volume_type().as_str().to_owned(),
-            source: source.clone(),
+            volume_type: plan.volume_type,
+            source: plan.source.path().to_string_lossy().into_owned(),
             key: key.clone(),
-            dm_name: dm_name.as_ref().map(ToString::to_string),
-            root_hash: vol.verity().map(|p| p.root_hash().to_hex()),
+            dm_name: plan.verity.as_ref().map(|v| v.name.clone()),
+            root_hash: plan.verity.as_ref().map(|v| v.params.root_hash().clone()),
             // What a crash mid-setup may leave behind (removed at restart if still empty).
-            created_dirs: apply::missing_dirs(self.sys.as_ref(), &mount_point),
+            created_dirs: plan.target.missing_dirs.clone(),
             loop_device: None,
             phase: Phase::Pending,
         };
@@ -196,7 +183,10 @@ impl VolumeManager {
                 }
                 return Err(ManagerError::Conflict {
                     mount_point,
-                    existing: e.dm_name.clone().unwrap_or_else(|| e.source.clone()),
+                    existing: e
+                        .dm_name
+                        .as_ref()
+                        .map_or(e.source.clone(), ToString::to_string),
                 });
             }
             if state.entries.len() >= self.policy.max_volumes {
@@ -206,13 +196,17 @@ impl VolumeManager {
             next.entries.push(pending.clone());
             self.commit(&mut state, next)?;
         }
-        let applied = apply::apply(
-            self.sys.as_ref(),
-            &vol,
-            Some(&source),
-            &mount_point,
-            &self.apply,
-        );
+        let applied = apply::apply(self.sys.as_ref(), &plan);
+        self.record(pending, applied)
+    }
+
+    /// Records the outcome of an apply: the active entry, or (rolled back) no entry.
+    fn record(
+        &self,
+        pending: Entry,
+        applied: Result<Applied, apply::ApplyError>,
+    ) -> Result<MountedVolume, ManagerError> {
+        let mount_point = pending.mount_point.clone();
         let mut state = self.state();
         let mut next = state.clone();
         next.entries.retain(|e| e.mount_point != mount_point);
@@ -222,8 +216,7 @@ impl VolumeManager {
                 // Rolled back: forget the pending entry (if this write fails, the next
                 // start's reconcile forgets it). If the rollback itself failed, keep the entry:
                 // a remove of this mount point (or the next start) finishes the cleanup.
-                let rollback_failed = !e.undo_failures().is_empty();
-                if !rollback_failed {
+                if e.undo_failures().is_empty() {
                     let _ = self.commit(&mut state, next);
                 }
                 return Err(e.into());
@@ -236,7 +229,7 @@ impl VolumeManager {
             ..pending
         };
         next.entries.push(active.clone());
-        if let Err(e) = self.commit(&mut state, next.clone()) {
+        if let Err(e) = self.commit(&mut state, next) {
             // Could not record it: undo it, so state and system agree.
             let known = apply::Known {
                 dm_name: applied.dm_name.clone(),
@@ -257,7 +250,7 @@ impl VolumeManager {
     /// Unmounts what the manager mounted at `mount_point`, tearing down the dm device when
     /// this was its last user. Removing what is not there is success (`Ok(false)`).
     pub fn remove_storage(&self, mount_point: &str) -> Result<bool, ManagerError> {
-        let mount_point = check_mount_point(mount_point)?;
+        let mount_point = request::mount_point(mount_point)?;
         let key = {
             let state = self.state();
             match state.entries.iter().find(|e| e.mount_point == mount_point) {
@@ -307,7 +300,7 @@ impl VolumeManager {
     /// The verity status of the volume at `mount_point`; with `full_read`, reads the whole
     /// device first so every block is verified.
     pub fn check(&self, mount_point: &str, full_read: bool) -> Result<CheckResult, ManagerError> {
-        let mount_point = check_mount_point(mount_point)?;
+        let mount_point = request::mount_point(mount_point)?;
         let entry = self
             .state()
             .entries
@@ -315,7 +308,7 @@ impl VolumeManager {
             .find(|e| e.mount_point == mount_point && e.phase == Phase::Active)
             .cloned()
             .ok_or_else(|| ManagerError::NotFound(mount_point.clone()))?;
-        let Some(name) = entry.dm_name.as_deref().and_then(|n| DmName::new(n).ok()) else {
+        let Some(name) = entry.dm_name else {
             return Ok(CheckResult {
                 status: "-".into(),
                 bytes_read: None,
@@ -346,7 +339,7 @@ impl VolumeManager {
     fn mounted(&self, state: &State, e: &Entry, already_present: bool) -> MountedVolume {
         MountedVolume {
             mount_point: e.mount_point.clone(),
-            volume_type: e.volume_type.clone(),
+            volume_type: e.volume_type,
             source: e.source.clone(),
             dm_name: e.dm_name.clone(),
             root_hash: e.root_hash.clone(),
@@ -358,36 +351,6 @@ impl VolumeManager {
             already_present,
         }
     }
-}
-
-/// Bytes of every string in a request.
-fn request_size(s: &Storage) -> usize {
-    let list = |v: &[String]| v.iter().map(String::len).sum::<usize>();
-    s.driver.len()
-        + s.source.len()
-        + s.fstype.len()
-        + s.mount_point.len()
-        + list(&s.options)
-        + list(&s.driver_options)
-}
-
-/// A mount point must be an absolute, normal path (no `..`, no `.`, no empty components).
-fn check_mount_point(mp: &str) -> Result<PathBuf, ManagerError> {
-    let bad = |why| ManagerError::Invalid {
-        field: "mount_point",
-        value: volume::truncate_for_error(mp),
-        why,
-    };
-    if mp.len() > 4096 {
-        return Err(bad("longer than 4096 bytes"));
-    }
-    let path = PathBuf::from(mp);
-    if !crate::policy::is_normal_absolute(&path) {
-        return Err(bad(
-            "must be an absolute path other than / without '.', '..', empty components or NUL",
-        ));
-    }
-    Ok(path)
 }
 
 /// Refuses a mount root with a symlink among its existing components (missing ones are

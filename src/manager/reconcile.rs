@@ -6,8 +6,8 @@ use std::path::Path;
 
 use super::state::{Entry, Phase, STATE_VERSION, State};
 use crate::apply;
-use crate::plan::DmName;
-use crate::system::{DevNum, MountEntry, System};
+use crate::system::System;
+use crate::system::kernel::View;
 
 /// What reconciliation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,30 +22,18 @@ pub struct Reconciled {
     pub problems: Vec<String>,
 }
 
-fn dm_dev(devices: &[crate::system::DmDevice], name: &str) -> Option<DevNum> {
-    devices.iter().find(|d| d.name == name).map(|d| d.dev)
-}
-
-fn top_mount<'a>(mounts: &'a [MountEntry], mp: &Path) -> Option<&'a MountEntry> {
-    mounts.iter().rev().find(|m| m.target == mp)
-}
-
 /// Returns the state to keep and a report.
 pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
     let mut report = Reconciled::default();
-    let mounts = sys.mounts().unwrap_or_else(|e| {
+    let view = View::read(sys).unwrap_or_else(|e| {
         report.problems.push(crate::error_chain(&e));
-        Vec::new()
-    });
-    let devices = sys.dm_list().unwrap_or_else(|e| {
-        report.problems.push(crate::error_chain(&e));
-        Vec::new()
+        View::default()
     });
     let mut keep: Vec<Entry> = Vec::new();
     for e in saved.entries {
-        let top = top_mount(&mounts, &e.mount_point);
+        let top = view.top_mount(&e.mount_point);
         let mounted_ours = match (&e.dm_name, top) {
-            (Some(n), Some(m)) => dm_dev(&devices, n) == Some(m.dev),
+            (Some(n), Some(m)) => view.device(n) == Some(m.dev),
             (None, Some(_)) => true,
             (_, None) => false,
         };
@@ -66,51 +54,7 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
             report.problems.push(crate::error_chain(&err));
         }
     }
-    // Orphans: our devices that no kept entry accounts for and nothing mounts.
-    let mounts = sys.mounts().unwrap_or_default();
-    for d in sys.dm_list().unwrap_or_default() {
-        let Ok(name) = DmName::new(&d.name) else {
-            continue;
-        };
-        if !name.is_ours()
-            || keep
-                .iter()
-                .any(|e| e.dm_name.as_deref() == Some(name.as_str()))
-        {
-            continue;
-        }
-        // One still mounted somewhere is in use by something this state does not know
-        // (`kata-volume mount`, another daemon's state folder): never pull it from under
-        // its users; report it instead.
-        if let Some(m) = mounts.iter().find(|m| m.dev == d.dev) {
-            report.problems.push(format!(
-                "left {} in place: mounted at {} but not in this state",
-                d.name,
-                m.target.display()
-            ));
-            continue;
-        }
-        let still = sys
-            .dm_list()
-            .unwrap_or_default()
-            .iter()
-            .any(|x| x.name == d.name);
-        if still {
-            match sys
-                .dm_remove(&name, false)
-                .or_else(|_| sys.dm_remove(&name, true))
-            {
-                Ok(()) => {
-                    let _ = sys.remove_file(Path::new(&name.node_path()));
-                }
-                Err(err) => {
-                    report.problems.push(crate::error_chain(&err));
-                    continue;
-                }
-            }
-        }
-        report.orphans_removed += 1;
-    }
+    remove_orphans(sys, &keep, &mut report);
     (
         State {
             version: STATE_VERSION,
@@ -118,4 +62,41 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
         },
         report,
     )
+}
+
+/// Removes our dm devices that no kept entry accounts for and nothing mounts.
+fn remove_orphans(sys: &dyn System, keep: &[Entry], report: &mut Reconciled) {
+    let Ok(view) = View::read(sys) else {
+        return;
+    };
+    for d in &view.devices {
+        let Some(name) = d.ours() else {
+            continue;
+        };
+        if keep.iter().any(|e| e.dm_name.as_ref() == Some(&name)) {
+            continue;
+        }
+        // One still mounted somewhere is in use by something this state does not know
+        // (`kata-volume mount`, another daemon's state folder): never pull it from under
+        // its users; report it instead.
+        if let Some(m) = view.mount_of(d.dev) {
+            report.problems.push(format!(
+                "left {} in place: mounted at {} but not in this state",
+                d.name,
+                m.target.display()
+            ));
+            continue;
+        }
+        match sys
+            .dm_remove(&name, false)
+            .or_else(|_| sys.dm_remove(&name, true))
+        {
+            Ok(()) => {
+                let _ = sys.remove_file(Path::new(&name.node_path()));
+                report.orphans_removed += 1;
+            }
+            Err(err) if err.is_not_found() => report.orphans_removed += 1,
+            Err(err) => report.problems.push(crate::error_chain(&err)),
+        }
+    }
 }

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::system::DmName;
+use crate::verity::Digest;
+use crate::volume::VolumeType;
+
 /// Format version of the state file.
 pub const STATE_VERSION: u32 = 1;
 /// File name inside the state folder.
@@ -27,16 +31,16 @@ pub enum Phase {
 pub struct Entry {
     /// The mount point.
     pub mount_point: PathBuf,
-    /// The volume type's wire name.
-    pub volume_type: String,
+    /// The volume type (its wire name in the file).
+    pub volume_type: VolumeType,
     /// The source as requested.
     pub source: String,
     /// What identifies the same volume on the same device (dm name, or the source identity).
     pub key: String,
     /// The verity device, for verified volumes.
-    pub dm_name: Option<String>,
-    /// The root hash, for verified volumes.
-    pub root_hash: Option<String>,
+    pub dm_name: Option<DmName>,
+    /// The root hash, for verified volumes (hex in the file).
+    pub root_hash: Option<Digest>,
     /// The loop device attached for a file source.
     #[serde(default)]
     pub loop_device: Option<PathBuf>,
@@ -85,10 +89,7 @@ impl Entry {
     /// What is known to belong to this entry, for a teardown.
     pub fn known(&self) -> crate::apply::Known {
         crate::apply::Known {
-            dm_name: self
-                .dm_name
-                .as_deref()
-                .and_then(|n| crate::plan::DmName::new(n).ok()),
+            dm_name: self.dm_name.clone(),
             loop_device: self.loop_device.clone(),
             shared: None,
         }

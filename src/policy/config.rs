@@ -1,9 +1,26 @@
 //! Loading a policy file: TOML, or JSON when the name ends in `.json`. Unknown keys are
 //! refused (a typo must not silently weaken the policy); missing keys take the defaults.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Policy;
+
+/// Why policy text could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyParseError {
+    /// Not valid TOML for a policy (syntax, unknown key, wrong type).
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// Not valid JSON for a policy.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// The mount root is not a normal absolute path.
+    #[error("mount_root {0:?} must be an absolute path without '.', '..' or trailing '/'")]
+    MountRoot(PathBuf),
+    /// A key description that is not one word.
+    #[error("root_hash_sig_key_desc {0:?} must be one word")]
+    KeyDesc(String),
+}
 
 /// Why a policy file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -18,12 +35,13 @@ pub enum PolicyFileError {
         source: std::io::Error,
     },
     /// Cannot parse it.
-    #[error("Invalid policy file {path:?}: {why}")]
+    #[error("Invalid policy file {path:?}")]
     Parse {
         /// The file.
         path: String,
         /// Why.
-        why: String,
+        #[source]
+        source: PolicyParseError,
     },
 }
 
@@ -35,29 +53,26 @@ impl Policy {
             source,
         })?;
         let is_json = path.extension().is_some_and(|e| e == "json");
-        Self::from_text(&text, is_json).map_err(|why| PolicyFileError::Parse {
+        Self::from_text(&text, is_json).map_err(|source| PolicyFileError::Parse {
             path: path.display().to_string(),
-            why,
+            source,
         })
     }
 
     /// Parses policy text (TOML, or JSON).
-    pub fn from_text(text: &str, json: bool) -> Result<Self, String> {
+    pub fn from_text(text: &str, json: bool) -> Result<Self, PolicyParseError> {
         let p: Policy = if json {
-            serde_json::from_str(text).map_err(|e| e.to_string())?
+            serde_json::from_str(text)?
         } else {
-            toml::from_str(text).map_err(|e| e.to_string())?
+            toml::from_str(text)?
         };
-        if !super::is_normal_absolute(&p.mount_root) {
-            return Err(format!(
-                "mount_root {:?} must be an absolute path without '.', '..' or trailing '/'",
-                p.mount_root
-            ));
+        if !crate::request::is_normal_absolute(&p.mount_root) {
+            return Err(PolicyParseError::MountRoot(p.mount_root));
         }
         if let Some(k) = &p.root_hash_sig_key_desc
             && (k.is_empty() || k.chars().any(char::is_whitespace))
         {
-            return Err(format!("root_hash_sig_key_desc {k:?} must be one word"));
+            return Err(PolicyParseError::KeyDesc(k.clone()));
         }
         Ok(p)
     }

@@ -1,35 +1,25 @@
-//! What the host may ask for. The host is not trusted: every request is checked against this
-//! policy before any device is touched — mount root, allowed sources, unverified volumes,
-//! trusted root hashes, filesystem options, sizes. Checks here are pure (lexical); the
-//! symlink-safe walk of the mount point happens in `apply`, which can look at the system.
+//! What the host may ask for. The host is not trusted: [`Policy::authorize`] checks a parsed
+//! request against every rule, once, before anything on the system is looked at — volume
+//! verification, trusted root hashes, filesystem types and options, allowed sources, the mount
+//! root — and returns what was [`Authorized`], with the mount flags it allows. Pure: the
+//! system-facing checks (what the source and the mount point really are) belong to
+//! `resolve`.
 
 mod config;
+mod mount_options;
 mod pattern;
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
-pub use config::PolicyFileError;
+pub use config::{PolicyFileError, PolicyParseError};
+pub use mount_options::{DEFAULT_FS_OPTIONS, NEVER_ALLOWED, mount_spec};
 pub use pattern::matches as pattern_matches;
 
-use crate::verity::VerityOption;
-use crate::volume::{Volume, truncate_for_error};
-
-/// Filesystem-specific options a host may pass (everything else is refused).
-pub const DEFAULT_FS_OPTIONS: &[&str] = &[
-    "acl",
-    "noacl",
-    "user_xattr",
-    "nouser_xattr",
-    "cache_strategy=disabled",
-    "cache_strategy=readahead",
-    "cache_strategy=readaround",
-    "dax",
-    "dax=always",
-    "dax=never",
-    "errors=continue",
-    "errors=remount-ro",
-];
+use crate::request::{Limits, VolumeRequest, is_normal_absolute};
+use crate::system::MountSpec;
+use crate::verity::{VerityOption, VerityParams};
+use crate::volume::{VolumeType, truncate_for_error};
 
 /// What dm-verity does when it finds a corrupted block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -80,6 +70,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
+        let limits = Limits::default();
         Self {
             mount_root: PathBuf::from("/run/kata-containers"),
             allowed_sources: [
@@ -100,8 +91,8 @@ impl Default for Policy {
             root_hash_sig_key_desc: None,
             allowed_fs_types: ["erofs", "ext4", "xfs"].map(String::from).to_vec(),
             allowed_fs_options: DEFAULT_FS_OPTIONS.iter().map(|s| (*s).to_owned()).collect(),
-            max_option_bytes: 64 * 1024,
-            max_request_bytes: 256 * 1024,
+            max_option_bytes: limits.max_option_bytes,
+            max_request_bytes: limits.max_request_bytes,
             max_volumes: 1024,
         }
     }
@@ -126,28 +117,90 @@ pub enum PolicyError {
         /// Why.
         why: String,
     },
-    /// Unverified raw block volume.
-    #[error("Volume {0} without dm_verity is not allowed")]
-    Unverified(String),
+    /// A volume without dm_verity, and unverified volumes are not allowed.
+    #[error("Volume {0} without dm_verity is not allowed: unverified volumes are refused")]
+    Unverified(VolumeType),
     /// A filesystem type the policy does not allow.
     #[error("Filesystem type {0:?} is not allowed")]
     FsType(String),
     /// Root hash not in the trusted set.
     #[error("Root hash {0} is not trusted")]
     UntrustedRootHash(String),
-    /// Too large.
-    #[error("{what} is {size} bytes, more than the limit of {limit}")]
-    TooLarge {
-        /// What.
-        what: &'static str,
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
+    /// A mount option the host may not pass.
+    #[error("Invalid mount option {0:?}: not allowed")]
+    MountOption(String),
+}
+
+/// A request the policy allows, with what the policy decided for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    /// The volume's type.
+    pub volume_type: VolumeType,
+    /// The source path (matches an allowed pattern).
+    pub source: String,
+    /// Whether the source may be a regular file (through a loop device).
+    pub allow_file: bool,
+    /// The mount point (lexically inside the mount root).
+    pub mount_point: PathBuf,
+    /// The mount root the mount point must be reached from without symlinks.
+    pub mount_root: PathBuf,
+    /// dm-verity parameters (`None` only when unverified volumes are allowed).
+    pub verity: Option<VerityParams>,
+    /// Optional dm-verity arguments for the table.
+    pub verity_options: Vec<VerityOption>,
+    /// How to mount it: type, flags, allowlisted data options.
+    pub mount: MountSpec,
 }
 
 impl Policy {
+    /// The size limits a request is parsed with.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_option_bytes: self.max_option_bytes,
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+
+    /// Checks a volume request against every rule.
+    pub fn authorize(&self, req: &VolumeRequest) -> Result<Authorized, PolicyError> {
+        if !self.allowed_fs_types.contains(&req.fs_type) {
+            return Err(PolicyError::FsType(truncate_for_error(&req.fs_type)));
+        }
+        match &req.verity {
+            None if !self.allow_unverified => {
+                return Err(PolicyError::Unverified(req.volume_type));
+            }
+            Some(p) => self.check_root_hash(p)?,
+            None => {}
+        }
+        self.check_source(&req.source)?;
+        self.check_mount_point(&req.mount_point)?;
+        let allowed: Vec<&str> = self.allowed_fs_options.iter().map(String::as_str).collect();
+        let mount = mount_spec(&req.fs_type, &req.options, &allowed)?;
+        Ok(Authorized {
+            volume_type: req.volume_type,
+            source: req.source.clone(),
+            allow_file: self.allow_files,
+            mount_point: req.mount_point.clone(),
+            mount_root: self.mount_root.clone(),
+            verity: req.verity.clone(),
+            verity_options: self.verity_options(),
+            mount,
+        })
+    }
+
+    fn check_root_hash(&self, p: &VerityParams) -> Result<(), PolicyError> {
+        let Some(trusted) = &self.trusted_root_hashes else {
+            return Ok(());
+        };
+        let hash = p.root_hash().to_hex();
+        if trusted.iter().any(|t| t.eq_ignore_ascii_case(&hash)) {
+            Ok(())
+        } else {
+            Err(PolicyError::UntrustedRootHash(hash))
+        }
+    }
+
     /// The optional dm-verity arguments this policy asks for.
     pub fn verity_options(&self) -> Vec<VerityOption> {
         let mut o = Vec::new();
@@ -168,70 +221,13 @@ impl Policy {
         o
     }
 
-    /// Checks sizes of a request's strings.
-    pub fn check_sizes(
-        &self,
-        option_bytes: usize,
-        request_bytes: usize,
-    ) -> Result<(), PolicyError> {
-        if option_bytes > self.max_option_bytes {
-            return Err(PolicyError::TooLarge {
-                what: "The volume option",
-                size: option_bytes,
-                limit: self.max_option_bytes,
-            });
-        }
-        if request_bytes > self.max_request_bytes {
-            return Err(PolicyError::TooLarge {
-                what: "The request",
-                size: request_bytes,
-                limit: self.max_request_bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// Checks a volume against the policy (verification, trusted hashes).
-    pub fn check_volume(&self, volume: &Volume) -> Result<(), PolicyError> {
-        let verity = volume.verity();
-        // Without dm_verity nothing checks what the host's disk holds: refused for raw and
-        // direct block volumes alike unless the policy allows unverified volumes.
-        let mountable = matches!(volume, Volume::RawBlock(_) | Volume::DirectBlock(_));
-        let fs_type = match volume {
-            Volume::RawBlock(r) => Some(&r.fs_type),
-            Volume::DirectBlock(d) if !d.fs_type.is_empty() => Some(&d.fs_type),
-            _ => None,
-        };
-        if let Some(t) = fs_type
-            && !self.allowed_fs_types.iter().any(|a| a == t)
-        {
-            return Err(PolicyError::FsType(truncate_for_error(t)));
-        }
-        if verity.is_none() && mountable && !self.allow_unverified {
-            return Err(PolicyError::Unverified(volume.volume_type().to_string()));
-        }
-        if let (Some(trusted), Some(p)) = (&self.trusted_root_hashes, verity) {
-            let hash = p.root_hash().to_hex();
-            if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&hash)) {
-                return Err(PolicyError::UntrustedRootHash(hash));
-            }
-        }
-        if let (Some(trusted), None) = (&self.trusted_root_hashes, verity)
-            && !trusted.is_empty()
-            && !self.allow_unverified
-        {
-            return Err(PolicyError::Unverified(volume.volume_type().to_string()));
-        }
-        Ok(())
-    }
-
     /// Checks a source path lexically: absolute, normal, matching an allowed pattern.
     pub fn check_source(&self, source: &str) -> Result<(), PolicyError> {
         let bad = |why: String| PolicyError::Source {
             value: truncate_for_error(source),
             why,
         };
-        if !is_normal_absolute(Path::new(source)) {
+        if !is_normal_absolute(std::path::Path::new(source)) {
             return Err(bad(
                 "it must be an absolute path without '.', '..' or repeated '/'".into(),
             ));
@@ -250,8 +246,8 @@ impl Policy {
         }
     }
 
-    /// Checks a mount point lexically: absolute, normal, strictly inside the mount root.
-    pub fn check_mount_point(&self, mount_point: &Path) -> Result<(), PolicyError> {
+    /// Checks a mount point lexically: strictly inside the mount root.
+    pub fn check_mount_point(&self, mount_point: &std::path::Path) -> Result<(), PolicyError> {
         let inside = is_normal_absolute(mount_point)
             && mount_point.starts_with(&self.mount_root)
             && mount_point != self.mount_root;
@@ -264,17 +260,4 @@ impl Policy {
             })
         }
     }
-}
-
-/// Absolute, and made only of normal components (no `.`, `..`, repeated or trailing `/`).
-pub fn is_normal_absolute(p: &Path) -> bool {
-    let s = p.to_string_lossy();
-    s.starts_with('/')
-        && !s.ends_with('/')
-        && !s.contains("//")
-        && !s.contains('\0')
-        && p.components()
-            .skip(1)
-            .all(|c| matches!(c, Component::Normal(_)))
-        && !s.split('/').any(|c| c == "." || c == "..")
 }

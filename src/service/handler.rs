@@ -12,7 +12,7 @@ use super::proto::kata_volume as pb;
 use super::proto::kata_volume_ttrpc::KataVolume;
 use super::status;
 use crate::manager::{ManagerError, MountedVolume, Storage, VolumeManager};
-use crate::volume::{self, Volume};
+use crate::request::Request;
 
 /// The protocol version [`pb::VersionResponse::api_version`] reports.
 pub const API_VERSION: u32 = 1;
@@ -94,31 +94,26 @@ fn micros(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Volume type and root hash of a request, for the log line of a failed add (never the
-/// option itself: it may carry secrets).
-fn describe(s: &Storage) -> (String, String) {
-    let vol = volume::find_volume_option(&s.options)
-        .ok()
-        .flatten()
-        .or_else(|| volume::find_volume_option(&s.driver_options).ok().flatten())
-        .and_then(|o| Volume::parse(o).ok());
-    match vol {
-        Some(v) => (
-            v.volume_type().as_str().to_owned(),
-            v.verity()
+/// Volume type and root hash of a parsed request, for the log line (never the option
+/// itself: it may carry secrets).
+fn describe(r: &Request) -> (String, String) {
+    match r {
+        Request::Volume(v) => (
+            v.volume_type.as_str().to_owned(),
+            v.verity
+                .as_ref()
                 .map_or_else(|| "-".to_owned(), |p| p.root_hash().to_hex()),
         ),
-        None => ("-".to_owned(), "-".to_owned()),
     }
 }
 
 fn to_pb(v: MountedVolume) -> pb::Volume {
     pb::Volume {
         mount_point: v.mount_point.to_string_lossy().into_owned(),
-        volume_type: v.volume_type,
+        volume_type: v.volume_type.as_str().to_owned(),
         source: v.source,
-        dm_name: v.dm_name.unwrap_or_default(),
-        root_hash: v.root_hash.unwrap_or_default(),
+        dm_name: v.dm_name.map(|n| n.to_string()).unwrap_or_default(),
+        root_hash: v.root_hash.map(|h| h.to_hex()).unwrap_or_default(),
         refcount: u64::try_from(v.refcount).unwrap_or(u64::MAX),
         already_present: v.already_present,
         ..Default::default()
@@ -161,23 +156,25 @@ impl KataVolume for Handler {
             mount_point: req.mount_point,
         };
         let m = self.manager.clone();
-        let (storage, res) = blocking(move || {
-            let r = m.add_storage(&storage);
-            (storage, r)
+        let (storage, described, res) = blocking(move || {
+            let parsed = m.parse(&storage);
+            let described = parsed.as_ref().ok().map(describe);
+            let r = parsed.and_then(|req| m.add(&req));
+            (storage, described, r)
         })
         .await?;
         match res {
             Ok(v) => {
                 info!(self.log, "AddStorage ok"; "method" => "AddStorage",
-                    "volume_type" => &v.volume_type,
-                    "root_hash" => v.root_hash.as_deref().unwrap_or("-"),
+                    "volume_type" => v.volume_type.as_str(),
+                    "root_hash" => v.root_hash.as_ref().map_or_else(|| "-".to_owned(), |h| h.to_hex()),
                     "mount_point" => %v.mount_point.display(), "result" => "OK",
-                    "dm_name" => v.dm_name.as_deref().unwrap_or("-"), "refcount" => v.refcount,
+                    "dm_name" => v.dm_name.as_ref().map_or("-", |n| n.as_str()), "refcount" => v.refcount,
                     "already_present" => v.already_present, "duration_us" => micros(start));
                 Ok(to_pb(v))
             }
             Err(e) => {
-                let (t, h) = describe(&storage);
+                let (t, h) = described.unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
                 let kv = (t.as_str(), h.as_str(), storage.mount_point.as_str());
                 self.log_failure("AddStorage", kv, &e, micros(start));
                 Err(status::to_ttrpc(&e))

@@ -19,7 +19,7 @@ use super::{
     BlockInfo, DevNum, DmDevice, FileInfo, FileKind, MountEntry, SysError, SysResult, System,
     parse_mountinfo,
 };
-use crate::plan::{DmName, MountFlags};
+use super::{DmName, MountFlags};
 use crate::verity::units::{Bytes, SECTOR_SIZE};
 use crate::verity::{TARGET_TYPE, VerityTable};
 

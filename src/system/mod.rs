@@ -1,39 +1,28 @@
 //! The one seam between this crate and the kernel: every syscall the crate makes goes
 //! through [`System`], injected through constructors. [`LinuxSystem`] is the real one
-//! (`devicemapper`, `loopdev`, `nix`); [`FakeSystem`] is an in-memory recording fake that
+//! (`devicemapper`, `loopdev`, `nix`); `FakeSystem` (feature `fake`) is an in-memory recording fake that
 //! can fail any call, for tests. Decides nothing: policy and ordering live in `apply`.
 
+#[cfg(feature = "fake")]
 mod fake;
+pub mod kernel;
 mod linux;
 mod mountinfo;
 mod pinned;
+mod vocab;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "fake")]
 pub use fake::{FakeSystem, Op, Snapshot};
 pub use linux::LinuxSystem;
 pub use mountinfo::{MountEntry, parse_mountinfo};
 
-use crate::plan::{DmName, MountFlags};
 use crate::verity::VerityTable;
 use crate::verity::units::Bytes;
-
-/// A device number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DevNum {
-    /// Major number.
-    pub major: u32,
-    /// Minor number.
-    pub minor: u32,
-}
-
-impl fmt::Display for DevNum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.major, self.minor)
-    }
-}
+pub use vocab::{DM_NAME_MAX, DM_NAME_PREFIX, DevNum, DmName, DmNameError, MountFlags, MountSpec};
 
 /// What kind of file a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +66,17 @@ pub struct BlockInfo {
 /// An active device-mapper device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DmDevice {
-    /// Its name.
+    /// Its name (any name the kernel allows: not necessarily one of ours).
     pub name: String,
     /// Its device number.
     pub dev: DevNum,
+}
+
+impl DmDevice {
+    /// Its name, when it is one this crate made.
+    pub fn ours(&self) -> Option<DmName> {
+        DmName::new(&self.name).ok().filter(DmName::is_ours)
+    }
 }
 
 /// A failed system call: which operation, on what, and the OS error.

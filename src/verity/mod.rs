@@ -3,6 +3,7 @@
 //!
 //! Knows nothing about requests, volumes or the system: everything here is pure.
 
+#[cfg(feature = "engine")]
 pub mod engine;
 mod hash_tree;
 mod params;

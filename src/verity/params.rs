@@ -121,6 +121,29 @@ impl Digest {
     }
 }
 
+impl serde::Serialize for Digest {
+    /// Lower-case hex (the algorithm follows from the length).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    /// Hex of 40 (SHA-1), 64 (SHA-256) or 128 (SHA-512) digits.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(d)?;
+        let algorithm = [
+            HashAlgorithm::Sha1,
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha512,
+        ]
+        .into_iter()
+        .find(|a| a.digest_size() * 2 == hex.len())
+        .ok_or_else(|| serde::de::Error::custom(format!("{hex:?} is not a digest")))?;
+        Digest::from_hex(algorithm, &hex).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The largest digest size (SHA-512).
 const MAX_DIGEST: usize = 64;
 

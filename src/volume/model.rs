@@ -84,6 +84,19 @@ impl FromStr for VolumeType {
     }
 }
 
+impl serde::Serialize for VolumeType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VolumeType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Whether a volume is a whole image or one layer of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -285,6 +298,26 @@ impl Volume {
             Volume::RawBlock(r) => Some(&r.source),
             Volume::Nydus(n) => Some(&n.source),
             Volume::GuestPull(_) => None,
+        }
+    }
+
+    /// The filesystem type, for the types that name one (may be empty for `direct_block`).
+    pub fn fs_type(&self) -> Option<&str> {
+        match self {
+            Volume::DirectBlock(d) => Some(&d.fs_type),
+            Volume::RawBlock(r) => Some(&r.fs_type),
+            Volume::Nydus(n) => Some(&n.fs_type),
+            Volume::GuestPull(_) => None,
+        }
+    }
+
+    /// The volume's own mount options.
+    pub fn options(&self) -> &[String] {
+        match self {
+            Volume::DirectBlock(d) => &d.options,
+            Volume::RawBlock(r) => &r.options,
+            Volume::Nydus(n) => &n.options,
+            Volume::GuestPull(_) => &[],
         }
     }
 

@@ -1,7 +1,9 @@
 //! `kata-volume inspect`: decode, validate and plan a volume option offline, no root needed.
 
-use kata_volume::plan::{self, DEFAULT_FS_OPTIONS, MountFlags, VerityPlan};
-use kata_volume::system::LinuxSystem;
+use kata_volume::plan::{self, VerityPlan};
+use kata_volume::policy::{self, DEFAULT_FS_OPTIONS};
+use kata_volume::resolve;
+use kata_volume::system::{LinuxSystem, MountSpec};
 use kata_volume::verity::{VerityParams, parse_tarfs};
 use kata_volume::volume::{Volume, verity_info};
 use serde_json::{Value, json};
@@ -76,28 +78,33 @@ pub fn run(args: Args) -> Result<(), CliError> {
 /// The plan on `device`. When the device exists here (inspect run in the guest), its
 /// identity (`block:<major>:<minor>`) names the dm device exactly as `mount`/`add` will;
 /// elsewhere the path stands in for it.
-fn plan_on(params: &VerityParams, device: &str) -> Result<VerityPlan, CliError> {
-    let identity = kata_volume::apply::resolve_source(&LinuxSystem::new(), device, true)
-        .map_or_else(|_| device.to_owned(), |r| r.identity);
-    plan::verity_plan(params, device, &identity, Vec::new()).map_err(CliError::failed)
+fn plan_on(params: &VerityParams, device: &str) -> Result<(VerityPlan, String), CliError> {
+    let plan = match resolve::source(&LinuxSystem::new(), device, true) {
+        // The device is here: plan on it for real (its size is checked too).
+        Ok(source) => plan::verity(params, &source, Vec::new()).map_err(CliError::failed)?,
+        Err(_) => VerityPlan::new(params, device, Vec::new()),
+    };
+    let table = plan.table(device).map_err(CliError::failed)?;
+    Ok((plan, table.to_string()))
 }
 
-fn mount_of(volume: &Volume) -> Result<Option<(String, MountFlags, String)>, CliError> {
-    let (fs_type, options) = match volume {
-        Volume::RawBlock(r) => (&r.fs_type, &r.options),
-        Volume::DirectBlock(d) => (&d.fs_type, &d.options),
-        Volume::Nydus(_) | Volume::GuestPull(_) => return Ok(None),
-    };
-    let (flags, data) = plan::mount_options(options, MountFlags::VERITY, DEFAULT_FS_OPTIONS)
-        .map_err(CliError::failed)?;
-    Ok(Some((fs_type.clone(), flags, data)))
+/// How the volume would be mounted under the default policy's filesystem options.
+fn mount_of(volume: &Volume) -> Result<Option<MountSpec>, CliError> {
+    match (volume, volume.fs_type()) {
+        (Volume::RawBlock(_) | Volume::DirectBlock(_), Some(fs_type)) => {
+            policy::mount_spec(fs_type, volume.options(), DEFAULT_FS_OPTIONS)
+                .map(Some)
+                .map_err(CliError::failed)
+        }
+        _ => Ok(None),
+    }
 }
 
 struct Report<'a> {
     volume: Option<&'a Volume>,
     params: Option<&'a VerityParams>,
-    verity: Option<&'a VerityPlan>,
-    mount: Option<(String, MountFlags, String)>,
+    verity: Option<&'a (VerityPlan, String)>,
+    mount: Option<MountSpec>,
 }
 
 impl Report<'_> {
@@ -127,12 +134,12 @@ impl Report<'_> {
             "source": self.volume.and_then(Volume::source),
             "dm_verity": self.params.map(verity_info),
             "hash_tree": tree,
-            "dm_name": self.verity.map(|v| v.name.to_string()),
-            "verity_table": self.verity.map(|v| v.table.to_string()),
-            "mount": self.mount.as_ref().map(|(fs, flags, data)| json!({
-                "fs_type": fs,
-                "flags": flags.to_string(),
-                "data": data,
+            "dm_name": self.verity.map(|(v, _)| v.name.to_string()),
+            "verity_table": self.verity.map(|(_, table)| table),
+            "mount": self.mount.as_ref().map(|m| json!({
+                "fs_type": m.fs_type,
+                "flags": m.flags.to_string(),
+                "data": m.data,
             })),
         })
     }
@@ -178,19 +185,19 @@ impl Report<'_> {
             }
             None => line("dm_verity", "none (not verified)".into()),
         }
-        if let Some(v) = self.verity {
+        if let Some((v, table)) = self.verity {
             line("dm name", v.name.to_string());
-            line("table", v.table.to_string());
+            line("table", table.clone());
         } else if self.params.is_some() {
             line("table", "(give --device to see the table)".into());
         }
-        if let Some((fs, flags, data)) = &self.mount {
-            let data = if data.is_empty() {
+        if let Some(m) = &self.mount {
+            let data = if m.data.is_empty() {
                 String::new()
             } else {
-                format!(",{data}")
+                format!(",{}", m.data)
             };
-            line("mount", format!("{fs} {flags}{data}"));
+            line("mount", format!("{} {}{data}", m.fs_type, m.flags));
         }
         out
     }

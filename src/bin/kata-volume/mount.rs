@@ -3,10 +3,10 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use kata_volume::apply::{self, ApplyOptions};
-use kata_volume::plan::DmName;
-use kata_volume::system::{LinuxSystem, SysError, System};
-use kata_volume::volume::Volume;
+use kata_volume::apply;
+use kata_volume::manager::{self, Storage};
+use kata_volume::system::kernel::View;
+use kata_volume::system::{LinuxSystem, System};
 use serde_json::json;
 
 use crate::CliError;
@@ -14,11 +14,16 @@ use crate::output::{arg_or_stdin, error_chain, print_json};
 
 /// Create the dm-verity device for a volume and mount it read-only (root only).
 ///
-/// Idempotent: mounting the same volume at the same place again succeeds and changes nothing.
-/// On any failure everything done so far is undone.
+/// The request goes through the same rules as the daemon's (parse, policy, resolve, plan),
+/// with a policy built from the flags below (defaults: the daemon's). Idempotent: mounting
+/// the same volume at the same place again succeeds and changes nothing. On any failure
+/// everything done so far is undone. Nothing is recorded: `umount` reads what to tear down
+/// back from the kernel.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  \
-    kata-volume mount \"$(cat option.txt)\" --device /dev/vdb /run/kata-containers/layer1")]
+#[command(after_help = "Examples:\n  \
+    kata-volume mount \"$(cat option.txt)\" --device /dev/vdb /run/kata-containers/layer1\n  \
+    kata-volume mount \"$(cat option.txt)\" --device /images/layer.img \\\n    \
+    --allow-files --allowed-source '/images/*' /run/kata-containers/layer2")]
 pub struct MountArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -26,12 +31,8 @@ pub struct MountArgs {
     /// The block device (or image file) holding data and hash tree (default: the volume's `source`).
     #[arg(long, value_name = "DEV")]
     device: Option<String>,
-    /// Refuse regular files as the device (no loop devices).
-    #[arg(long)]
-    no_files: bool,
-    /// Allow raw-block volumes without dm_verity (not for production).
-    #[arg(long)]
-    allow_unverified: bool,
+    #[command(flatten)]
+    policy: crate::policy_args::PolicyArgs,
     /// The volume option (`io.katacontainers.volume=…`, base64 or JSON; `-` for standard input).
     #[arg(value_name = "OPTION")]
     option: String,
@@ -63,23 +64,25 @@ pub struct UmountArgs {
 
 /// Runs `mount`.
 pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
-    let volume = Volume::parse(&arg_or_stdin(&args.option)?).map_err(CliError::failed)?;
+    let policy = args.policy.policy()?;
     let mount_point = real_path(&args.mount_point)?;
-    let opts = ApplyOptions {
-        allow_files: !args.no_files,
-        allow_unverified: args.allow_unverified,
-        ..ApplyOptions::default()
+    let storage = Storage {
+        source: args.device.clone().unwrap_or_default(),
+        options: vec![arg_or_stdin(&args.option)?],
+        mount_point: mount_point.to_string_lossy().into_owned(),
+        ..Storage::default()
     };
     let sys = LinuxSystem::new();
-    let a = apply::apply(&sys, &volume, args.device.as_deref(), &mount_point, &opts)
-        .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    let failed = |e: &dyn std::error::Error| CliError::Failed(error_chain(e));
+    let plan = manager::prepare(&sys, &policy, &storage).map_err(|e| failed(&e))?;
+    let a = apply::apply(&sys, &plan).map_err(|e| failed(&e))?;
     if args.json {
         print_json(&json!({
             "volume_type": a.volume_type.as_str(),
             "mount_point": a.mount_point,
             "device": a.mounted_device,
             "dm_name": a.dm_name.as_ref().map(ToString::to_string),
-            "table": a.table,
+            "table": a.table.as_ref().map(ToString::to_string),
             "status": a.status,
             "loop_device": a.loop_device,
             "already_applied": a.already_applied,
@@ -147,17 +150,11 @@ pub fn run_umount(args: UmountArgs) -> Result<(), CliError> {
 
 /// Refuses a mount point whose top mount is not on one of our dm devices.
 fn refuse_foreign(sys: &dyn System, mount_point: &Path) -> Result<(), CliError> {
-    let failed = |e: SysError| CliError::Failed(error_chain(&e));
-    let mounts = sys.mounts().map_err(failed)?;
-    let Some(top) = mounts.iter().rev().find(|m| m.target == mount_point) else {
+    let view = View::read(sys).map_err(|e| CliError::Failed(error_chain(&e)))?;
+    let Some(top) = view.top_mount(mount_point) else {
         return Ok(());
     };
-    let ours = sys
-        .dm_list()
-        .map_err(failed)?
-        .iter()
-        .any(|d| d.dev == top.dev && DmName::new(&d.name).is_ok_and(|n| n.is_ours()));
-    if ours {
+    if view.our_device(top.dev).is_some() {
         return Ok(());
     }
     Err(CliError::Failed(format!(

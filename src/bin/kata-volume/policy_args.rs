@@ -60,7 +60,7 @@ impl PolicyArgs {
             None => Policy::default(),
         };
         if let Some(root) = &self.mount_root {
-            if !kata_volume::policy::is_normal_absolute(root) {
+            if !kata_volume::request::is_normal_absolute(root) {
                 return Err(CliError::Usage(format!(
                     "--mount-root {root:?} must be an absolute path without '.', '..' or a trailing '/'"
                 )));

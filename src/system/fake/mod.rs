@@ -75,7 +75,10 @@ impl Op {
 #[derive(Debug, Clone)]
 struct FakeDm {
     dev: DevNum,
+    /// The loaded table as the kernel reports it (devices as `major:minor`).
     table: Option<String>,
+    /// The device the loaded table sits on.
+    holds: Option<DevNum>,
     active: bool,
     deferred_remove: bool,
 }
@@ -261,12 +264,14 @@ impl FakeSystem {
 
 impl State {
     fn dev_in_use(&self, dev: DevNum) -> bool {
-        self.mounts.iter().any(|m| m.dev == dev)
-            || self.dm.values().filter_map(|d| d.table.as_ref()).any(|t| {
-                self.nodes
-                    .iter()
-                    .any(|(p, n)| *n == dev && t.contains(&*p.to_string_lossy()))
-            })
+        self.mounts.iter().any(|m| m.dev == dev) || self.dm.values().any(|d| d.holds == Some(dev))
+    }
+
+    /// The device a table names: `major:minor`, or a node path.
+    fn device_of(&self, word: &str) -> Option<DevNum> {
+        word.parse()
+            .ok()
+            .or_else(|| self.nodes.get(Path::new(word)).copied())
     }
 
     fn info(&self, path: &Path, op: &'static str) -> SysResult<FileInfo> {

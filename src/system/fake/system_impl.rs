@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use nix::libc;
 
+use super::super::{DmName, MountFlags};
 use super::{
     DM_MAJOR, EXT4_SUPER_MAGIC, FUSE_SUPER_MAGIC, FakeDm, FakeSystem, LOOP_MAJOR, Op,
     PROC_SUPER_MAGIC, SYSFS_MAGIC, err,
 };
-use crate::plan::{DmName, MountFlags};
 use crate::system::{
     BlockInfo, DevNum, DmDevice, FileInfo, FileKind, MountEntry, SysResult, System,
 };
@@ -32,6 +32,7 @@ impl System for FakeSystem {
             FakeDm {
                 dev,
                 table: None,
+                holds: None,
                 active: false,
                 deferred_remove: false,
             },
@@ -41,10 +42,21 @@ impl System for FakeSystem {
 
     fn dm_load(&self, name: &DmName, table: &VerityTable) -> SysResult<()> {
         let mut s = self.enter(Op::DmLoad, "load verity table into", name)?;
+        // As the kernel does: the devices must exist, and are reported as `major:minor`.
+        let (Some(data), Some(hash)) = (
+            s.device_of(&table.target.data_device),
+            s.device_of(&table.target.hash_device),
+        ) else {
+            return Err(err("load verity table into", name, libc::ENODEV));
+        };
         let Some(d) = s.dm.get_mut(name.as_str()) else {
             return Err(err("load verity table into", name, libc::ENXIO));
         };
-        d.table = Some(table.to_string());
+        let mut reported = table.clone();
+        reported.target.data_device = data.to_string();
+        reported.target.hash_device = hash.to_string();
+        d.table = Some(reported.to_string());
+        d.holds = Some(data);
         Ok(())
     }
 
