@@ -21,7 +21,7 @@ dir=${BENCH_DIR:-target/verity-bench}
 command -v veritysetup >/dev/null || { echo "veritysetup not found (apt-get install cryptsetup-bin)" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 1; }
 if [[ -z ${KV_BIN:-} ]]; then
-  cargo build --release --quiet --bin kata-volume
+  cargo build --release --quiet --features cli --bin kata-volume
   KV_BIN=$PWD/target/release/kata-volume
 fi
 mkdir -p "$dir"

@@ -5,7 +5,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kata_volume::plan::{BlockDevice, DEFAULT_FS_OPTIONS, plan};
+use kata_volume::plan;
+use kata_volume::resolve::Source;
+use kata_volume::system::DevNum;
 use kata_volume::verity::units::Bytes;
 use kata_volume::volume::{Volume, decode, encode_option};
 use libfuzzer_sys::fuzz_target;
@@ -37,14 +39,17 @@ fn check(input: &str) {
         Ok(&volume),
         "typed round trip"
     );
+    let Some(params) = volume.verity() else {
+        return;
+    };
     for size in [0, 1 << 20, u64::MAX] {
-        let device = BlockDevice {
+        let device = Source::Block {
             path: "/dev/vdb".into(),
-            identity: "254:16".into(),
+            dev: DevNum { major: 254, minor: 16 },
             size: Bytes(size),
             logical_block_size: Bytes(512),
         };
-        if let Err(e) = plan(&volume, device, Vec::new(), DEFAULT_FS_OPTIONS) {
+        if let Err(e) = plan::verity(params, &device, Vec::new()) {
             let msg = e.to_string();
             assert!(!msg.contains('\n'), "multi-line error {msg:?}");
         }

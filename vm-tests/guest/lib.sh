@@ -45,10 +45,13 @@ kv() {
 json_field() {
   tr '\n' ' ' <"$KV_OUT" | sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\{0,1\}\([^\",}]*\).*/\1/p"
 }
-# kv_mount OPTION DEVICE MOUNT_POINT: must succeed with --json
+# kv_mount OPTION DEVICE MOUNT_POINT [POLICY FLAGS…]: must succeed with --json (the CLI
+# applies the daemon's default policy unless flags widen it, e.g. --allow-files)
 kv_mount() {
-  kv mount --json "$1" --device "$2" "$3"
-  [ "$KV_RC" = 0 ] || fail "mount $3 exited $KV_RC: $(head -c 300 "$KV_ERR")"
+  local opt=$1 dev=$2 mp=$3
+  shift 3
+  kv mount --json "$@" "$opt" --device "$dev" "$mp"
+  [ "$KV_RC" = 0 ] || fail "mount $mp exited $KV_RC: $(head -c 300 "$KV_ERR")"
 }
 kv_umount() {
   kv umount "$1"

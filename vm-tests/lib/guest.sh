@@ -20,9 +20,9 @@ build_binary() {
       git -C "$REPO" archive "$VM_BUILD_REV" | tar -x -C "$src" || die "cannot export $VM_BUILD_REV"
       log "building $VM_BUILD_REV ($(git -C "$REPO" rev-parse --short "$VM_BUILD_REV")) in $src"
     fi
-    log "building the static guest binary (cargo build --release --target $TRIPLE, ${VM_CARGO_JOBS:-1} job(s))"
+    log "building the static guest binary (cargo build --release --target $TRIPLE --features cli, ${VM_CARGO_JOBS:-1} job(s))"
     (cd "$src" && CARGO_TARGET_DIR=$target RUSTFLAGS='-C target-feature=+crt-static' \
-      cargo build --release --target "$TRIPLE" --bin kata-volume -j "${VM_CARGO_JOBS:-1}" --quiet) ||
+      cargo build --release --target "$TRIPLE" --features cli --bin kata-volume -j "${VM_CARGO_JOBS:-1}" --quiet) ||
       die "cargo build of the guest binary failed"
     GUEST_BIN=$target/$TRIPLE/release/kata-volume
   fi

@@ -6,8 +6,9 @@ mkdir -p "$IMG_DIR"
 cat "$VERITY4K_DISK" >"$IMG_DIR/verity4k.img" || fail "cannot copy the 4k image"
 kv_mount "$OPT_512" "$TARFS512_DISK" "$MOUNT_ROOT/vmtest-teardown-a"
 kv_mount "$OPT_4K" "$VERITY4K_DISK" "$MOUNT_ROOT/vmtest-teardown-b"
-kv_mount "$OPT_4K" "$IMG_DIR/verity4k.img" "$MOUNT_ROOT/vmtest-teardown-c"
-kv_mount "$OPT_PLAIN" "$PLAIN_DISK" "$MOUNT_ROOT/vmtest-teardown-d"
+kv_mount "$OPT_4K" "$IMG_DIR/verity4k.img" "$MOUNT_ROOT/vmtest-teardown-c" \
+  --allow-files --allowed-source "$IMG_DIR/*"
+kv_mount "$OPT_PLAIN" "$PLAIN_DISK" "$MOUNT_ROOT/vmtest-teardown-d" --allow-unverified
 say "kata dm devices: $(kata_dm_names | tr '\n' ';')"
 say "loop devices: $(loops_in_use | tr '\n' ';')"
 
