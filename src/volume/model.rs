@@ -201,41 +201,23 @@ impl Volume {
             nydus_image,
             ..
         } = w;
-        let need_source = |source: String| {
-            check_source(&source)?;
-            if source.is_empty() {
-                Err(VolumeError::Missing {
-                    volume_type,
-                    field: "source",
-                })
-            } else {
-                Ok(source)
-            }
-        };
+        let source = || need_source(volume_type, source);
+        let missing = |field| VolumeError::Missing { volume_type, field };
         Ok(match volume_type {
-            VolumeType::DirectBlock => {
-                let source = need_source(source)?;
-                let Some(direct) = direct_volume else {
-                    return Err(VolumeError::Missing {
-                        volume_type,
-                        field: "direct_volume",
-                    });
-                };
-                Volume::DirectBlock(DirectBlock {
-                    source,
-                    fs_type,
-                    options,
-                    metadata: direct.metadata,
-                    verity,
-                })
-            }
+            VolumeType::DirectBlock => Volume::DirectBlock(DirectBlock {
+                source: source()?,
+                fs_type,
+                options,
+                metadata: direct_volume.ok_or(missing("direct_volume"))?.metadata,
+                verity,
+            }),
             VolumeType::ImageRawBlock | VolumeType::LayerRawBlock => Volume::RawBlock(RawBlock {
                 scope: if volume_type == VolumeType::ImageRawBlock {
                     Scope::Image
                 } else {
                     Scope::Layer
                 },
-                source: need_source(source)?,
+                source: source()?,
                 fs_type: if fs_type.is_empty() {
                     "erofs".to_owned()
                 } else {
@@ -248,13 +230,10 @@ impl Volume {
             | VolumeType::LayerNydusBlock
             | VolumeType::ImageNydusFs
             | VolumeType::LayerNydusFs => {
-                let source = need_source(source)?;
+                let source = source()?;
                 let nydus = nydus_image
                     .filter(|n| !n.config.is_empty() || !n.snapshot_dir.is_empty())
-                    .ok_or(VolumeError::Missing {
-                        volume_type,
-                        field: "nydus_image.config or nydus_image.snapshot_dir",
-                    })?;
+                    .ok_or(missing("nydus_image.config or nydus_image.snapshot_dir"))?;
                 Volume::Nydus(NydusVolume {
                     volume_type,
                     source,
@@ -265,16 +244,12 @@ impl Volume {
                     verity,
                 })
             }
-            VolumeType::ImageGuestPull => {
-                let metadata = image_pull
+            VolumeType::ImageGuestPull => Volume::GuestPull(GuestPull {
+                metadata: image_pull
                     .map(|p| p.metadata)
                     .filter(|m| !m.is_empty())
-                    .ok_or(VolumeError::Missing {
-                        volume_type,
-                        field: "image_pull.metadata",
-                    })?;
-                Volume::GuestPull(GuestPull { metadata })
-            }
+                    .ok_or(missing("image_pull.metadata"))?,
+            }),
         })
     }
 
@@ -405,6 +380,18 @@ pub fn truncate(s: &str) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
     }
+}
+
+/// A source the type requires: present and well-formed.
+fn need_source(volume_type: VolumeType, source: String) -> Result<String, VolumeError> {
+    check_source(&source)?;
+    if source.is_empty() {
+        return Err(VolumeError::Missing {
+            volume_type,
+            field: "source",
+        });
+    }
+    Ok(source)
 }
 
 fn check_source(source: &str) -> Result<(), VolumeError> {

@@ -8,7 +8,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kata_volume::manager::{FileStore, ManagerOptions, VolumeManager};
+use kata_volume::manager::{FileStore, ManagerOptions, Reconciled, VolumeManager};
+use kata_volume::policy::Policy;
 use kata_volume::service::{self, Address, DEFAULT_LISTEN, LogFormat};
 use kata_volume::system::LinuxSystem;
 use nix::fcntl::{Flock, FlockArg};
@@ -88,16 +89,7 @@ async fn signalled(mut term: Signal, mut int: Signal, log: Logger) {
 
 /// Runs `serve`.
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
-    let level = args
-        .log_level
-        .parse::<slog::Level>()
-        .map_err(|()| CliError::Usage(format!("Unknown log level {:?}", args.log_level)))?;
-    let format = match args.log_format.as_str() {
-        "json" => LogFormat::Json,
-        "text" => LogFormat::Text,
-        _ => LogFormat::Auto,
-    };
-    let log = service::logger(level, format);
+    let log = logger(&args)?;
     let policy = args.policy.policy()?;
     let _lock = lock_state_dir(&args.state_dir)?;
     // One async worker is plenty: every manager call runs on the blocking pool.
@@ -113,67 +105,92 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         .block_on(async { service::bind(&args.listen, log.clone()) })
         .map_err(|e| CliError::Failed(error_chain(&e)))?;
     let store = Arc::new(FileStore::new(&args.state_dir));
-    let started = VolumeManager::new(
-        Arc::new(LinuxSystem::new()),
-        store,
-        ManagerOptions {
-            policy: policy.clone(),
-        },
-    );
-    let (manager, report) = match started {
+    let opts = ManagerOptions {
+        policy: policy.clone(),
+    };
+    let (manager, report) = match VolumeManager::new(Arc::new(LinuxSystem::new()), store, opts) {
         Ok(started) => started,
         Err(e) => {
             bound.abandon();
             return Err(CliError::Failed(error_chain(&e)));
         }
     };
+    log_start(&log, &policy, &args.state_dir, &report);
+    let manager = Arc::new(manager);
+    runtime.block_on(serve_until_signalled(bound, manager.clone(), log.clone()))?;
+    drop(runtime);
+    if args.unmount_on_exit {
+        unmount_all(&manager, &log)
+    } else {
+        info!(log, "exiting; volumes stay mounted for the next daemon";
+            "volumes" => manager.list().len());
+        Ok(())
+    }
+}
+
+fn logger(args: &ServeArgs) -> Result<Logger, CliError> {
+    let level = args
+        .log_level
+        .parse::<slog::Level>()
+        .map_err(|()| CliError::Usage(format!("Unknown log level {:?}", args.log_level)))?;
+    let format = match args.log_format.as_str() {
+        "json" => LogFormat::Json,
+        "text" => LogFormat::Text,
+        _ => LogFormat::Auto,
+    };
+    Ok(service::logger(level, format))
+}
+
+/// The start-up log lines: the policy in force, what reconciling found, a missing dm.
+fn log_start(log: &Logger, policy: &Policy, state_dir: &Path, report: &Reconciled) {
     info!(log, "policy"; "mount_root" => %policy.mount_root.display(),
         "allowed_sources" => policy.allowed_sources.join(" "), "allow_files" => policy.allow_files,
         "allow_unverified" => policy.allow_unverified,
         "trusted_root_hashes" => policy.trusted_root_hashes.as_ref().map_or(0, |t| t.len()),
         "verity_options" => policy.verity_options().iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
-    info!(log, "state reconciled"; "state_dir" => %args.state_dir.display(),
+    info!(log, "state reconciled"; "state_dir" => %state_dir.display(),
         "adopted" => report.adopted, "dropped" => report.dropped,
         "orphans_removed" => report.orphans_removed);
     for p in &report.problems {
         warn!(log, "reconcile problem"; "problem" => p);
     }
-    if !std::path::Path::new("/sys/class/misc/device-mapper").exists() {
+    if !Path::new("/sys/class/misc/device-mapper").exists() {
         error!(
             log,
             "device-mapper is not in the kernel (is dm_mod loaded?): \
             every dm-verity volume will be refused"
         );
     }
-    let manager = Arc::new(manager);
+}
 
-    runtime.block_on(async {
-        let sig =
-            |kind| signal(kind).map_err(|e| CliError::Failed(format!("Cannot catch signals: {e}")));
-        let (term, int) = match (sig(SignalKind::terminate()), sig(SignalKind::interrupt())) {
-            (Ok(term), Ok(int)) => (term, int),
-            (Err(e), _) | (_, Err(e)) => {
-                bound.abandon();
-                return Err(e);
-            }
-        };
-        let shutdown = signalled(term, int, log.clone());
-        let listening = bound
-            .start(manager.clone())
-            .await
-            .map_err(|e| CliError::Failed(error_chain(&e)))?;
-        listening.run(shutdown).await;
-        Ok::<(), CliError>(())
-    })?;
-    drop(runtime);
+/// Serves until SIGTERM or SIGINT, then drains (see `service::Listening::run`).
+async fn serve_until_signalled(
+    bound: service::Bound,
+    manager: Arc<VolumeManager>,
+    log: Logger,
+) -> Result<(), CliError> {
+    let sig =
+        |kind| signal(kind).map_err(|e| CliError::Failed(format!("Cannot catch signals: {e}")));
+    let (term, int) = match (sig(SignalKind::terminate()), sig(SignalKind::interrupt())) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            bound.abandon();
+            return Err(e);
+        }
+    };
+    let shutdown = signalled(term, int, log);
+    let listening = bound
+        .start(manager)
+        .await
+        .map_err(|e| CliError::Failed(error_chain(&e)))?;
+    listening.run(shutdown).await;
+    Ok(())
+}
 
-    let volumes = manager.list();
-    if !args.unmount_on_exit {
-        info!(log, "exiting; volumes stay mounted for the next daemon"; "volumes" => volumes.len());
-        return Ok(());
-    }
+/// `--unmount-on-exit`: every volume removed, each failure logged and counted.
+fn unmount_all(manager: &VolumeManager, log: &Logger) -> Result<(), CliError> {
     let mut failed = 0usize;
-    for v in volumes {
+    for v in manager.list() {
         let mp = v.mount_point.to_string_lossy().into_owned();
         match manager.remove_storage(&mp) {
             Ok(_) => info!(log, "unmounted at exit"; "mount_point" => &mp),
