@@ -233,6 +233,7 @@ fn something_else_mounted_at_the_mount_point_is_refused() {
     let direct = r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{"metadata":{"a":"b"}}}"#;
     let unverified = Policy {
         allow_unverified: true,
+        allowed_fs_types: vec!["erofs".into(), "ext4".into()],
         ..policy()
     };
     apply_with(&sys, &unverified, direct, MP).unwrap();

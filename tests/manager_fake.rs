@@ -324,12 +324,18 @@ fn every_teardown_step_failing_in_turn_is_retryable() {
         match m.remove_storage("/run/x/a") {
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::Internal, "{op:?}#{nth}: {e}");
+                // The entry stays, marked as being removed (not listed as mounted).
+                let entries = store.load().unwrap().entries;
                 assert_eq!(
-                    m.list().len(),
+                    entries.len(),
                     1,
                     "{op:?}#{nth}: entry must stay for a retry"
                 );
-                assert_eq!(store.load().unwrap().entries.len(), 1);
+                assert_eq!(entries[0].phase, Phase::Removing, "{op:?}#{nth}");
+                assert!(
+                    m.list().is_empty(),
+                    "{op:?}#{nth}: half removed, still listed"
+                );
                 assert!(m.remove_storage("/run/x/a").unwrap(), "{op:?}#{nth}: retry");
             }
             // Reads whose failure teardown can work around.
@@ -342,23 +348,32 @@ fn every_teardown_step_failing_in_turn_is_retryable() {
     assert!(tried >= 6, "{calls:?}");
 }
 
-/// The state-file write of a remove failing: the system is torn down, the entry stays
-/// recorded; the next remove (or restart) forgets it.
+/// The state-file writes of a remove failing: marking the entry as being removed fails →
+/// nothing is touched; forgetting it after the teardown fails → the system is torn down and
+/// the entry stays, marked; either way the next remove finishes consistently.
 #[test]
 fn remove_with_a_failing_state_write_is_consistent_after_retry() {
-    let sys = system(1);
-    let before = sys.snapshot();
-    // Saves: #0 startup, #1 pending, #2 active, #3 remove → fails.
-    let store = Arc::new(MemStore::failing_from(3));
-    let m = manager(&sys, store.clone());
-    m.add_storage(&storage(0, "/run/a")).unwrap();
-    let e = m.remove_storage("/run/a").unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Internal);
-    assert_eq!(sys.snapshot(), before);
-    store.fail_after.store(0, Ordering::SeqCst);
-    assert!(m.remove_storage("/run/a").unwrap());
-    assert!(store.load().unwrap().entries.is_empty());
-    assert_eq!(sys.snapshot(), before);
+    // Saves: #0 startup, #1 pending, #2 active, #3 removing, #4 forget.
+    for (fail_from, torn_down) in [(3, false), (4, true)] {
+        let sys = system(1);
+        let before = sys.snapshot();
+        let store = Arc::new(MemStore::failing_from(fail_from));
+        let m = manager(&sys, store.clone());
+        m.add_storage(&storage(0, "/run/a")).unwrap();
+        let mounted = sys.snapshot();
+        let e = m.remove_storage("/run/a").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        let now = sys.snapshot();
+        assert_eq!(
+            now,
+            if torn_down { before.clone() } else { mounted },
+            "save #{fail_from}"
+        );
+        store.fail_after.store(0, Ordering::SeqCst);
+        assert!(m.remove_storage("/run/a").unwrap());
+        assert!(store.load().unwrap().entries.is_empty());
+        assert_eq!(sys.snapshot(), before);
+    }
 }
 
 /// A mount of the layer that the manager does not know (a bind mount into a container) does

@@ -404,6 +404,7 @@ fn plan_with_options_and_unverified_volumes() {
     let policy = Policy {
         check_at_most_once: true,
         allow_unverified: true,
+        allowed_fs_types: vec!["erofs".into(), "ext4".into()],
         ..Policy::default()
     };
     let p = plan_json(&json, &policy, device("/dev/vdb", 16 << 20)).unwrap();

@@ -1,5 +1,6 @@
 //! Errors of apply and teardown: which step failed, and why.
 
+use crate::volume::shown;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -61,10 +62,28 @@ impl fmt::Display for Step {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Something else is mounted at the mount point.
-    #[error("Mount point {0:?} is already in use by another mount")]
+    #[error("Mount point {} is already in use by another mount", shown(.0))]
     MountPointBusy(PathBuf),
+    /// The top mount at the mount point is not ours: it is left alone.
+    #[error(
+        "Mount point {} holds another mount on top of ours ({device}, {fs_type}): left alone, nothing removed",
+        shown(mount_point)
+    )]
+    ForeignMount {
+        /// The mount point.
+        mount_point: PathBuf,
+        /// The other mount's source.
+        device: String,
+        /// Its filesystem type.
+        fs_type: String,
+    },
+    /// Our mount is hidden by a mount over a parent directory: it cannot be unmounted.
+    #[error(
+        "Cannot unmount {}: a mount over one of its parent directories hides it (it is still in the mount table); nothing removed", shown(.0)
+    )]
+    Hidden(PathBuf),
     /// The loop device attached for a file is not a block device.
-    #[error("The loop device {0:?} is not a block device")]
+    #[error("The loop device {} is not a block device", shown(.0))]
     NotBlock(PathBuf),
     /// The table could not be built for the device.
     #[error(transparent)]

@@ -38,6 +38,8 @@ pub struct Applied {
     pub mount_point: PathBuf,
     /// The block device under the mount (the dm node for verity volumes).
     pub mounted_device: PathBuf,
+    /// Its device number (what the mount table shows for the mount).
+    pub mounted_dev: Option<DevNum>,
     /// The verity device's name.
     pub dm_name: Option<DmName>,
     /// The active table, as the kernel reports it (devices as `major:minor`).
@@ -60,6 +62,7 @@ impl Applied {
             volume_type: plan.volume_type,
             mount_point: plan.target.path.clone(),
             mounted_device: PathBuf::new(),
+            mounted_dev: None,
             dm_name: plan.verity.as_ref().map(|v| v.name.clone()),
             table: None,
             status: None,
@@ -122,11 +125,16 @@ fn build(
                 }
             };
             applied.mounted_device = ensure_node(sys, txn, &v.name, dev)?;
+            applied.mounted_dev = Some(dev);
             let (table, status) = check_active(sys, v, &plan.source)?;
             applied.table = Some(table);
             applied.status = Some(status);
         }
-        None => applied.mounted_device = attach(sys, txn, &plan.source, &mut applied)?.0,
+        None => {
+            let (device, dev) = attach(sys, txn, &plan.source, &mut applied)?;
+            applied.mounted_device = device;
+            applied.mounted_dev = Some(dev);
+        }
     }
     applied.created_dirs = make_dirs(sys, txn, &plan.target.missing_dirs)?;
     let mount = &plan.mount;
@@ -298,11 +306,13 @@ fn already_applied(
                 other => other,
             })?;
             found.mounted_device = PathBuf::from(v.name.node_path());
+            found.mounted_dev = Some(top.dev);
             found.table = Some(table);
             found.status = Some(status);
         }
         None if presents(sys, &plan.source, top.dev) => {
             found.mounted_device = PathBuf::from(&top.source);
+            found.mounted_dev = Some(top.dev);
         }
         None => return Err(busy()),
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ApplyError, Step};
 use crate::system::kernel::{self, View};
-use crate::system::{DevNum, DmName, FileKind, SysError, System};
+use crate::system::{DevNum, DmName, FileKind, MountEntry, SysError, System};
 
 /// What a teardown did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,10 +50,24 @@ pub struct Known {
     pub dm_name: Option<DmName>,
     /// The loop device.
     pub loop_device: Option<PathBuf>,
+    /// The device the caller's mount is on. When known (or implied by `dm_name`), a mount at
+    /// the mount point on any other device is someone else's: the teardown refuses it and
+    /// changes nothing. When not known (the CLI's `umount`), the top mount is taken down.
+    pub mounted_device: Option<DevNum>,
     /// Whether other mount points of the caller still share the dm device: `Some(true)`
     /// keeps it, `Some(false)` removes it (deferred while anything, e.g. a bind mount, still
     /// holds it); `None` decides from the mount table (kept while any mount uses it).
     pub shared: Option<bool>,
+}
+
+/// What is there to take down, read before anything is changed.
+struct Found {
+    /// The top mount at the mount point.
+    top: Option<MountEntry>,
+    /// Our dm device under it (or the known one).
+    dm: Option<(DmName, DevNum)>,
+    /// The loop device under the dm device or the mount (or the known one).
+    under: Option<(PathBuf, DevNum)>,
 }
 
 /// Tears down what is mounted at `mount_point` (and what `known` says belongs to it);
@@ -67,7 +81,59 @@ pub fn teardown(
 ) -> Result<Teardown, ApplyError> {
     let mut done = Teardown::default();
     let view = View::read(sys).map_err(step(Step::ReadState))?;
+    let found = find(sys, &view, mount_point, known)?;
+    if found.top.is_some() {
+        done.unmounted = unmount(sys, mount_point)?;
+    }
+    if let Some((name, dev)) = found.dm {
+        let keep = match known.shared {
+            Some(shared) => shared,
+            None => still_used(sys, dev)?,
+        };
+        if keep {
+            done.kept_shared_device = true;
+        } else {
+            done.deferred = remove_device(sys, &name)?;
+            done.removed_device = Some(name);
+        }
+    }
+    // The node goes with the device — also when a previous attempt removed the device but
+    // not its node.
+    if !done.kept_shared_device
+        && let Some(name) = done.removed_device.as_ref().or(known.dm_name.as_ref())
+    {
+        gone_ok(sys.remove_file(Path::new(&name.node_path()))).map_err(step(Step::RemoveDevice))?;
+    }
+    if !done.kept_shared_device
+        && !done.deferred
+        && let Some((path, d)) = found.under
+    {
+        done.detached_loop = detach_loop(sys, path, d)?;
+    }
+    remove_created_dirs(sys, remove_dirs)?;
+    Ok(done)
+}
+
+/// Reads what is there, and refuses a mount at the mount point that is not the caller's.
+fn find(
+    sys: &dyn System,
+    view: &View,
+    mount_point: &Path,
+    known: &Known,
+) -> Result<Found, ApplyError> {
     let top = view.top_mount(mount_point).cloned();
+    let ours = known
+        .mounted_device
+        .or_else(|| view.device(known.dm_name.as_ref()?));
+    if let (Some(t), Some(dev)) = (&top, ours)
+        && t.dev != dev
+    {
+        return Err(ApplyError::ForeignMount {
+            mount_point: mount_point.to_owned(),
+            device: t.source.clone(),
+            fs_type: t.fs_type.clone(),
+        });
+    }
     let dm: Option<(DmName, DevNum)> = top
         .as_ref()
         .and_then(|t| view.our_device(t.dev).map(|n| (n, t.dev)))
@@ -89,63 +155,63 @@ pub fn teardown(
             _ => None,
         }
     });
-    if top.is_some() {
-        match sys.unmount(mount_point) {
-            Ok(()) => done.unmounted = true,
-            Err(e) if e.errno() == Some(nix::libc::EINVAL) => {}
-            Err(e) => return Err(step(Step::Unmount)(e)),
-        }
-    }
-    let still_used = |d: DevNum| -> Result<bool, ApplyError> {
-        Ok(View::read(sys)
-            .map_err(step(Step::ReadState))?
-            .is_mounted(d))
-    };
-    if let Some((name, dev)) = dm {
-        let keep = match known.shared {
-            Some(shared) => shared,
-            None => still_used(dev)?,
-        };
-        if keep {
-            done.kept_shared_device = true;
-        } else {
-            match sys.dm_remove(&name, false) {
-                Ok(()) => {}
-                Err(e) if e.is_busy() => {
-                    sys.dm_remove(&name, true)
-                        .map_err(step(Step::RemoveDevice))?;
-                    done.deferred = true;
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(step(Step::RemoveDevice)(e)),
+    Ok(Found { top, dm, under })
+}
+
+/// Unmounts the top mount at `mount_point`. `EINVAL` ("not a mount point") means it is gone
+/// — unless the mount table still lists it: then a mount over a parent directory hides it,
+/// and it cannot be reached to unmount.
+fn unmount(sys: &dyn System, mount_point: &Path) -> Result<bool, ApplyError> {
+    match sys.unmount(mount_point) {
+        Ok(()) => Ok(true),
+        Err(e) if e.errno() == Some(nix::libc::EINVAL) => {
+            let view = View::read(sys).map_err(step(Step::ReadState))?;
+            if view.top_mount(mount_point).is_some() {
+                return Err(ApplyError::Hidden(mount_point.to_owned()));
             }
-            done.removed_device = Some(name);
+            Ok(false)
         }
+        Err(e) => Err(step(Step::Unmount)(e)),
     }
-    // The node goes with the device — also when a previous attempt removed the device but
-    // not its node.
-    if !done.kept_shared_device
-        && let Some(name) = done.removed_device.as_ref().or(known.dm_name.as_ref())
-    {
-        gone_ok(sys.remove_file(Path::new(&name.node_path()))).map_err(step(Step::RemoveDevice))?;
-    }
-    if !done.kept_shared_device
-        && !done.deferred
-        && let Some((path, d)) = under
-    {
-        let attached = sys
-            .loop_backing_file(d)
-            .map_err(step(Step::DetachLoop))?
-            .is_some();
-        if attached
-            && !still_used(d)?
-            && gone_ok(sys.loop_detach(&path)).map_err(step(Step::DetachLoop))?
-        {
-            done.detached_loop = Some(path);
+}
+
+fn still_used(sys: &dyn System, dev: DevNum) -> Result<bool, ApplyError> {
+    Ok(View::read(sys)
+        .map_err(step(Step::ReadState))?
+        .is_mounted(dev))
+}
+
+/// Removes the dm device, deferred when busy; returns whether the removal was deferred.
+fn remove_device(sys: &dyn System, name: &DmName) -> Result<bool, ApplyError> {
+    match sys.dm_remove(name, false) {
+        Ok(()) => Ok(false),
+        Err(e) if e.is_busy() => {
+            sys.dm_remove(name, true)
+                .map_err(step(Step::RemoveDevice))?;
+            Ok(true)
         }
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(step(Step::RemoveDevice)(e)),
     }
-    remove_created_dirs(sys, remove_dirs)?;
-    Ok(done)
+}
+
+/// Detaches the loop device when it is still attached and nothing mounts it.
+fn detach_loop(
+    sys: &dyn System,
+    path: PathBuf,
+    dev: DevNum,
+) -> Result<Option<PathBuf>, ApplyError> {
+    let attached = sys
+        .loop_backing_file(dev)
+        .map_err(step(Step::DetachLoop))?
+        .is_some();
+    if attached
+        && !still_used(sys, dev)?
+        && gone_ok(sys.loop_detach(&path)).map_err(step(Step::DetachLoop))?
+    {
+        return Ok(Some(path));
+    }
+    Ok(None)
 }
 
 /// Directories we created, innermost first. One still holding another mount point (a

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use nix::libc;
+
 use crate::system::DmName;
 use crate::system::System;
 
@@ -62,7 +64,19 @@ impl<'a> Txn<'a> {
             Undo::DetachLoop(p) => ok_if_gone(self.sys.loop_detach(p)),
             Undo::RemoveDm(n) => ok_if_gone(self.sys.dm_remove(n, false)),
             Undo::RemoveNode(p) => ok_if_gone(self.sys.remove_file(p)),
-            Undo::RemoveDir(p) => ok_if_gone(self.sys.remove_dir(p)),
+            // A directory another request now uses (it made its own inside, or mounted on it)
+            // stays: leaving it is the undo's right outcome, as in teardown.
+            Undo::RemoveDir(p) => match self.sys.remove_dir(p) {
+                Err(e)
+                    if matches!(
+                        e.errno(),
+                        Some(libc::ENOTEMPTY | libc::EBUSY | libc::EEXIST)
+                    ) =>
+                {
+                    Ok(())
+                }
+                other => ok_if_gone(other),
+            },
             Undo::Unmount(p) => self.sys.unmount(p),
         }
     }

@@ -1,5 +1,6 @@
 //! Manager errors, each with the [`ErrorKind`] a protocol maps to its status code.
 
+use crate::volume::shown;
 use std::path::PathBuf;
 
 use crate::apply::ApplyError;
@@ -45,15 +46,33 @@ pub enum ManagerError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
     /// Another volume is already mounted there.
-    #[error("Mount point {mount_point:?} already holds a different volume ({existing})")]
+    #[error(
+        "Mount point {} already holds a different volume ({existing})",
+        shown(mount_point)
+    )]
     Conflict {
         /// The mount point.
         mount_point: PathBuf,
         /// What is there.
         existing: String,
     },
+    /// A removal of the mount point did not finish, and finishing it now failed.
+    #[error(
+        "A removal of {} did not finish, and finishing it failed",
+        shown(mount_point)
+    )]
+    UnfinishedRemoval {
+        /// The mount point.
+        mount_point: PathBuf,
+        /// Why finishing it failed.
+        #[source]
+        source: Box<ManagerError>,
+    },
+    /// The entry at the mount point kept changing while a remove waited for it.
+    #[error("Mount point {} is busy: its volume kept changing during the removal; try again", shown(.0))]
+    Busy(PathBuf),
     /// The mount point is not managed here.
-    #[error("No volume is mounted at {0:?}")]
+    #[error("No volume is mounted at {}", shown(.0))]
     NotFound(PathBuf),
     /// Too many volumes.
     #[error("Too many volumes: the limit is {0}")]
@@ -61,7 +80,9 @@ pub enum ManagerError {
     /// The policy's mount root is reached through a symlink: no mount could land there,
     /// since a mount point's real path must be the one asked for.
     #[error(
-        "Mount root {root:?} passes through the symlink {symlink:?}: give its real path, without symlinks"
+        "Mount root {} passes through the symlink {}: give its real path, without symlinks",
+        shown(root),
+        shown(symlink)
     )]
     MountRoot {
         /// The mount root.
@@ -85,22 +106,23 @@ impl ManagerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             // A size over the policy's limits is the policy's refusal.
-            Self::Request(RequestError::TooLarge { .. }) | Self::Policy(_) => {
-                ErrorKind::PermissionDenied
-            }
+            Self::Request(RequestError::TooLarge { .. } | RequestError::TooManyOptions { .. })
+            | Self::Policy(_) => ErrorKind::PermissionDenied,
             Self::Request(_) | Self::Plan(_) => ErrorKind::InvalidArgument,
             Self::Resolve(e) => match e {
                 ResolveError::Sys { source, .. } if !source.is_not_found() => ErrorKind::Internal,
                 _ => ErrorKind::InvalidArgument,
             },
             Self::Conflict { .. } => ErrorKind::AlreadyExists,
+            Self::UnfinishedRemoval { source, .. } => source.kind(),
+            Self::Busy(_) => ErrorKind::ResourceExhausted,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::TooMany(_) => ErrorKind::ResourceExhausted,
             Self::State { .. } | Self::MountRoot { .. } => ErrorKind::Internal,
             Self::Apply(a) => match a {
-                ApplyError::MountPointBusy(_) | ApplyError::TableMismatch { .. } => {
-                    ErrorKind::AlreadyExists
-                }
+                ApplyError::MountPointBusy(_)
+                | ApplyError::TableMismatch { .. }
+                | ApplyError::ForeignMount { .. } => ErrorKind::AlreadyExists,
                 ApplyError::NotVerified { .. } => ErrorKind::PermissionDenied,
                 ApplyError::Table(_) => ErrorKind::InvalidArgument,
                 ApplyError::Step { source, .. } if source.is_not_found() => {
@@ -109,6 +131,7 @@ impl ManagerError {
                 ApplyError::Step { .. }
                 | ApplyError::RollbackFailed { .. }
                 | ApplyError::NotBlock(_)
+                | ApplyError::Hidden(_)
                 | ApplyError::UnreadableTable { .. } => ErrorKind::Internal,
             },
         }

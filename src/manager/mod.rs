@@ -155,49 +155,94 @@ impl VolumeManager {
         Ok(request::parse(storage, &self.policy.limits())?)
     }
 
-    /// Mounts what a parsed request asks for. Idempotent; a different volume at the same
-    /// mount point is a conflict.
+    /// Mounts what a parsed request asks for. Idempotent — and honest about it: the same
+    /// volume at the same mount point is checked against the kernel (and mounted again if it
+    /// went away); a removal of that mount point that did not finish is finished first; a
+    /// different volume there is a conflict.
     pub fn add(&self, request: &Request) -> Result<MountedVolume, ManagerError> {
+        let mount_point = request.mount_point();
+        if self
+            .entry_at(mount_point)
+            .is_some_and(|e| e.phase == Phase::Removing)
+        {
+            self.remove_path(mount_point)
+                .map_err(|e| ManagerError::UnfinishedRemoval {
+                    mount_point: mount_point.to_owned(),
+                    source: Box::new(e),
+                })?;
+        }
         let plan = plan_request(self.sys.as_ref(), &self.policy, request)?;
-        let mount_point = plan.target.path.clone();
         let key = plan.key();
-        let mp_key = format!("mount:{}", mount_point.display());
-        let _held = self.locks.lock(&[&key, &mp_key]);
+        let _held = self.locks.lock(&[&key, &mount_key(mount_point)]);
+        match self.entry_at(mount_point) {
+            Some(e) if e.key == key && e.phase == Phase::Active => self.reapply(e, &plan),
+            Some(e) => Err(ManagerError::Conflict {
+                mount_point: mount_point.to_owned(),
+                existing: e
+                    .dm_name
+                    .as_ref()
+                    .map_or(e.source.clone(), ToString::to_string),
+            }),
+            None => {
+                let pending = self.record_pending(&plan)?;
+                let applied = apply::apply(self.sys.as_ref(), &plan);
+                self.record(pending, applied)
+            }
+        }
+    }
+
+    /// The entry at a mount point.
+    fn entry_at(&self, mount_point: &Path) -> Option<Entry> {
+        self.state()
+            .entries
+            .iter()
+            .find(|e| e.mount_point == mount_point)
+            .cloned()
+    }
+
+    /// Writes the pending entry of a plan (before anything is changed).
+    fn record_pending(&self, plan: &Plan) -> Result<Entry, ManagerError> {
         let pending = Entry {
-            mount_point: mount_point.clone(),
+            mount_point: plan.target.path.clone(),
             volume_type: plan.volume_type,
             source: plan.source.path().to_string_lossy().into_owned(),
-            key: key.clone(),
+            key: plan.key(),
             dm_name: plan.verity.as_ref().map(|v| v.name.clone()),
             root_hash: plan.verity.as_ref().map(|v| v.params.root_hash().clone()),
             // What a crash mid-setup may leave behind (removed at restart if still empty).
             created_dirs: plan.target.missing_dirs.clone(),
             loop_device: None,
+            mounted_device: None,
             phase: Phase::Pending,
         };
-        {
-            let mut state = self.state();
-            if let Some(e) = state.entries.iter().find(|e| e.mount_point == mount_point) {
-                if e.key == key && e.phase == Phase::Active {
-                    return Ok(self.mounted(&state, e, true));
-                }
-                return Err(ManagerError::Conflict {
-                    mount_point,
-                    existing: e
-                        .dm_name
-                        .as_ref()
-                        .map_or(e.source.clone(), ToString::to_string),
-                });
-            }
-            if state.entries.len() >= self.policy.max_volumes {
-                return Err(ManagerError::TooMany(self.policy.max_volumes));
-            }
+        let mut state = self.state();
+        if state.entries.len() >= self.policy.max_volumes {
+            return Err(ManagerError::TooMany(self.policy.max_volumes));
+        }
+        let mut next = state.clone();
+        next.entries.push(pending.clone());
+        self.commit(&mut state, next)?;
+        Ok(pending)
+    }
+
+    /// The same volume is recorded active at the mount point: apply the plan again, which
+    /// changes nothing when the kernel shows it mounted, and mounts it again when it is not.
+    fn reapply(&self, entry: Entry, plan: &Plan) -> Result<MountedVolume, ManagerError> {
+        let applied = apply::apply(self.sys.as_ref(), plan)?;
+        let mut state = self.state();
+        let mut updated = entry;
+        if !applied.already_applied {
+            updated.loop_device = applied.loop_device.clone();
+            updated.mounted_device = applied.mounted_dev;
             let mut next = state.clone();
-            next.entries.push(pending.clone());
+            for e in &mut next.entries {
+                if e.mount_point == updated.mount_point {
+                    *e = updated.clone();
+                }
+            }
             self.commit(&mut state, next)?;
         }
-        let applied = apply::apply(self.sys.as_ref(), &plan);
-        self.record(pending, applied)
+        Ok(self.mounted(&state, &updated, applied.already_applied))
     }
 
     /// Records the outcome of an apply: the active entry, or (rolled back) no entry.
@@ -225,6 +270,7 @@ impl VolumeManager {
         let active = Entry {
             created_dirs: applied.created_dirs.clone(),
             loop_device: applied.loop_device.clone(),
+            mounted_device: applied.mounted_dev,
             phase: Phase::Active,
             ..pending
         };
@@ -234,6 +280,7 @@ impl VolumeManager {
             let known = apply::Known {
                 dm_name: applied.dm_name.clone(),
                 loop_device: applied.loop_device.clone(),
+                mounted_device: applied.mounted_dev,
                 shared: None,
             };
             let _ = apply::teardown(
@@ -250,40 +297,63 @@ impl VolumeManager {
     /// Unmounts what the manager mounted at `mount_point`, tearing down the dm device when
     /// this was its last user. Removing what is not there is success (`Ok(false)`).
     pub fn remove_storage(&self, mount_point: &str) -> Result<bool, ManagerError> {
-        let mount_point = request::mount_point(mount_point)?;
-        let key = {
-            let state = self.state();
-            match state.entries.iter().find(|e| e.mount_point == mount_point) {
-                Some(e) => e.key.clone(),
+        self.remove_path(&request::mount_point(mount_point)?)
+    }
+
+    fn remove_path(&self, mount_point: &Path) -> Result<bool, ManagerError> {
+        // The key is read without the lock: re-read after locking, and start again if the
+        // entry changed meanwhile (a remove and an add of another volume there).
+        for _ in 0..MAX_RETRIES {
+            let Some(key) = self.entry_at(mount_point).map(|e| e.key) else {
+                return Ok(false);
+            };
+            let _held = self.locks.lock(&[&key, &mount_key(mount_point)]);
+            match self.entry_at(mount_point) {
                 None => return Ok(false),
+                Some(e) if e.key != key => continue,
+                Some(e) => return self.remove_locked(e).map(|()| true),
             }
+        }
+        Err(ManagerError::Busy(mount_point.to_owned()))
+    }
+
+    /// Tears down an entry whose key and mount point are locked: marked removing first, so a
+    /// teardown that fails is never mistaken for a mounted volume; forgotten once done.
+    fn remove_locked(&self, entry: Entry) -> Result<(), ManagerError> {
+        let (shared, removing) = {
+            let mut state = self.state();
+            let shared = state
+                .entries
+                .iter()
+                .any(|e| e.key == entry.key && e.mount_point != entry.mount_point);
+            let removing = Entry {
+                phase: Phase::Removing,
+                ..entry
+            };
+            let mut next = state.clone();
+            for e in &mut next.entries {
+                if e.mount_point == removing.mount_point {
+                    *e = removing.clone();
+                }
+            }
+            self.commit(&mut state, next)?;
+            (shared, removing)
         };
-        let mp_key = format!("mount:{}", mount_point.display());
-        let _held = self.locks.lock(&[&key, &mp_key]);
-        let Some(entry) = self
-            .state()
-            .entries
-            .iter()
-            .find(|e| e.mount_point == mount_point)
-            .cloned()
-        else {
-            return Ok(false);
-        };
-        let shared = self
-            .state()
-            .entries
-            .iter()
-            .any(|e| e.key == entry.key && e.mount_point != mount_point);
         let known = apply::Known {
             shared: Some(shared),
-            ..entry.known()
+            ..removing.known()
         };
-        apply::teardown(self.sys.as_ref(), &mount_point, &known, &entry.created_dirs)?;
+        let mount_point = &removing.mount_point;
+        apply::teardown(
+            self.sys.as_ref(),
+            mount_point,
+            &known,
+            &removing.created_dirs,
+        )?;
         let mut state = self.state();
         let mut next = state.clone();
-        next.entries.retain(|e| e.mount_point != mount_point);
-        self.commit(&mut state, next)?;
-        Ok(true)
+        next.entries.retain(|e| &e.mount_point != mount_point);
+        self.commit(&mut state, next)
     }
 
     /// Every managed volume.
@@ -351,6 +421,14 @@ impl VolumeManager {
             already_present,
         }
     }
+}
+
+/// How often a remove starts again when the entry it locked changed meanwhile.
+const MAX_RETRIES: usize = 8;
+
+/// The lock key of a mount point.
+fn mount_key(mount_point: &Path) -> String {
+    format!("mount:{}", mount_point.display())
 }
 
 /// Refuses a mount root with a symlink among its existing components (missing ones are

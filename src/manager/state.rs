@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::system::DmName;
+use crate::system::{DevNum, DmName};
 use crate::verity::Digest;
 use crate::volume::VolumeType;
 
@@ -24,6 +24,9 @@ pub enum Phase {
     Pending,
     /// Set up and mounted.
     Active,
+    /// Being torn down (written before the first system change; a teardown that failed
+    /// leaves this behind, and the next add or start finishes it).
+    Removing,
 }
 
 /// One mount point the manager owns.
@@ -44,6 +47,10 @@ pub struct Entry {
     /// The loop device attached for a file source.
     #[serde(default)]
     pub loop_device: Option<PathBuf>,
+    /// The device the mount is on (`major:minor`), once mounted: a mount there on any other
+    /// device is not ours.
+    #[serde(default)]
+    pub mounted_device: Option<DevNum>,
     /// Directories created for the mount point.
     pub created_dirs: Vec<PathBuf>,
     /// Phase.
@@ -91,6 +98,7 @@ impl Entry {
         crate::apply::Known {
             dm_name: self.dm_name.clone(),
             loop_device: self.loop_device.clone(),
+            mounted_device: self.mounted_device,
             shared: None,
         }
     }

@@ -64,6 +64,8 @@ pub struct Policy {
     pub max_option_bytes: usize,
     /// Largest request accepted (bytes, all strings together).
     pub max_request_bytes: usize,
+    /// Most options and driver options in one request.
+    pub max_options: usize,
     /// Most volumes mounted at once.
     pub max_volumes: usize,
 }
@@ -89,10 +91,13 @@ impl Default for Policy {
             check_at_most_once: false,
             ignore_zero_blocks: false,
             root_hash_sig_key_desc: None,
-            allowed_fs_types: ["erofs", "ext4", "xfs"].map(String::from).to_vec(),
+            // erofs is built for untrusted images; crafted ext4 or xfs images are outside those
+            // filesystems' threat model, so they need the policy's explicit consent.
+            allowed_fs_types: vec!["erofs".to_owned()],
             allowed_fs_options: DEFAULT_FS_OPTIONS.iter().map(|s| (*s).to_owned()).collect(),
             max_option_bytes: limits.max_option_bytes,
             max_request_bytes: limits.max_request_bytes,
+            max_options: limits.max_options,
             max_volumes: 1024,
         }
     }
@@ -158,6 +163,7 @@ impl Policy {
         Limits {
             max_option_bytes: self.max_option_bytes,
             max_request_bytes: self.max_request_bytes,
+            max_options: self.max_options,
         }
     }
 

@@ -14,6 +14,8 @@ use crate::volume::{self, Volume, VolumeType, truncate_for_error};
 
 /// Longest path accepted in a request (Linux `PATH_MAX`).
 const MAX_PATH: usize = 4096;
+/// Longest path component (Linux `NAME_MAX`).
+const MAX_NAME: usize = 255;
 
 /// A storage request, mirroring the Kata agent's `Storage` message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct Limits {
     pub max_option_bytes: usize,
     /// Largest request (bytes, all strings together).
     pub max_request_bytes: usize,
+    /// Most options and driver options together (empty ones count too).
+    pub max_options: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
         Self {
             max_option_bytes: 64 * 1024,
             max_request_bytes: 256 * 1024,
+            max_options: 64,
         }
     }
 }
@@ -108,9 +113,14 @@ pub fn parse(storage: &Storage, limits: &Limits) -> Result<Request, RequestError
             limit: limits.max_request_bytes,
         });
     }
-    let option = volume::find_volume_option(&storage.options)?
-        .or(volume::find_volume_option(&storage.driver_options)?)
-        .ok_or(RequestError::NoVolumeOption)?;
+    let count = storage.options.len() + storage.driver_options.len();
+    if count > limits.max_options {
+        return Err(RequestError::TooManyOptions {
+            count,
+            limit: limits.max_options,
+        });
+    }
+    let option = volume_option(storage)?;
     if option.len() > limits.max_option_bytes {
         return Err(RequestError::TooLarge {
             what: "The volume option",
@@ -120,6 +130,13 @@ pub fn parse(storage: &Storage, limits: &Limits) -> Result<Request, RequestError
     }
     let volume = Volume::parse(option)?;
     let mount_point = mount_point(&storage.mount_point)?;
+    checked_path("source", &storage.source)?;
+    if !storage.fstype.is_empty() && volume.fs_type() != Some(storage.fstype.as_str()) {
+        return Err(RequestError::FsTypeMismatch {
+            fstype: truncate_for_error(&storage.fstype),
+            volume: volume.fs_type().unwrap_or_default().to_owned(),
+        });
+    }
     let volume_type = volume.volume_type();
     let (source, fs_type, volume_options, verity) = match volume {
         Volume::RawBlock(r) => (r.source, r.fs_type, r.options, r.verity),
@@ -155,6 +172,18 @@ pub fn parse(storage: &Storage, limits: &Limits) -> Result<Request, RequestError
     }))
 }
 
+/// The one volume: in `options` or in `driver_options`, or in both byte for byte (two
+/// different volumes in one request would leave it to chance which one is mounted).
+fn volume_option(storage: &Storage) -> Result<&str, RequestError> {
+    let in_options = volume::find_volume_option(&storage.options)?;
+    let in_driver_options = volume::find_volume_option(&storage.driver_options)?;
+    match (in_options, in_driver_options) {
+        (Some(a), Some(b)) if a != b => Err(RequestError::TwoVolumes),
+        (Some(a), _) | (None, Some(a)) => Ok(a),
+        (None, None) => Err(RequestError::NoVolumeOption),
+    }
+}
+
 /// A mount point must be an absolute, normal path (no `..`, no `.`, no empty components).
 pub fn mount_point(mp: &str) -> Result<PathBuf, RequestError> {
     checked_path("mount_point", mp)?;
@@ -166,15 +195,27 @@ pub fn mount_point(mp: &str) -> Result<PathBuf, RequestError> {
             "must be an absolute path other than / without '.', '..', empty components or NUL",
         ));
     }
+    if mp.split('/').any(|c| c.len() > MAX_NAME) {
+        return Err(invalid(
+            "mount_point",
+            mp,
+            "has a component longer than 255 bytes",
+        ));
+    }
     Ok(path)
 }
 
+/// Length, NUL and control characters (which would forge lines in text logs and
+/// terminals): refused in any path a request names.
 fn checked_path(field: &'static str, value: &str) -> Result<(), RequestError> {
     if value.len() > MAX_PATH {
         return Err(invalid(field, value, "longer than 4096 bytes"));
     }
     if value.contains('\0') {
         return Err(invalid(field, value, "contains a NUL byte"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, value, "contains a control character"));
     }
     Ok(())
 }

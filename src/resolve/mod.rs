@@ -6,6 +6,7 @@
 mod mount_point;
 mod source;
 
+use crate::volume::shown;
 use std::path::PathBuf;
 
 pub use mount_point::{Target, mount_point};
@@ -35,7 +36,7 @@ pub enum ResolveError {
         why: &'static str,
     },
     /// The mount point cannot be used.
-    #[error("Invalid mount point {path:?}: {why}")]
+    #[error("Invalid mount point {}: {why}", shown(path))]
     MountPoint {
         /// The path.
         path: PathBuf,

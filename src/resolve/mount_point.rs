@@ -1,10 +1,13 @@
 //! The mount point: strictly inside the mount root, every existing component from the root
 //! down a real directory (no symlink that could redirect the mount, nothing on a filesystem
-//! the host can change under us), and the missing ones to be created as directories.
+//! the host can change under us), on the mount root's own mount (never inside another mount,
+//! e.g. a container's rootfs), with nothing mounted below it (a mount there would hide it),
+//! and the missing components to be created as directories.
 
 use std::path::{Path, PathBuf};
 
 use super::ResolveError;
+use crate::system::kernel::View;
 use crate::system::{FileKind, System};
 
 /// `statfs` magic numbers of filesystems the host can write to (FUSE carries virtio-fs).
@@ -51,6 +54,8 @@ pub fn mount_point(
     };
     let mut cur = root.to_path_buf();
     let mut missing = Vec::new();
+    // The deepest existing directory on the way (the mount point itself when it exists).
+    let mut deepest = None;
     let mut components = vec![None];
     components.extend(below.components().map(Some));
     for c in components {
@@ -72,7 +77,7 @@ pub fn mount_point(
                         "passes through a host-shared filesystem (virtio-fs, 9p, FUSE)",
                     ));
                 }
-                FileKind::Directory => {}
+                FileKind::Directory => deepest = Some(cur.clone()),
                 FileKind::Symlink => {
                     return Err(bad("has a symlink on its way from the mount root"));
                 }
@@ -88,10 +93,56 @@ pub fn mount_point(
             Err(e) => return Err(sys_err(e)),
         }
     }
+    on_the_roots_mount(sys, root, mount_point, deepest.as_deref())?;
     Ok(Target {
         path: mount_point.to_owned(),
         missing_dirs: missing,
     })
+}
+
+/// Checks that the mount point lies on the mount root's own mount and covers no mount.
+///
+/// The anchor is the mount point's parent when the mount point exists (a mount of ours may
+/// sit on it: `apply` tells ours from another), else its deepest existing ancestor; it must
+/// be on the same mount as the mount root. So a mount point inside another mount — a container's rootfs
+/// the agent made, say — is refused, as is one with any mount below it.
+fn on_the_roots_mount(
+    sys: &dyn System,
+    root: &Path,
+    mount_point: &Path,
+    deepest: Option<&Path>,
+) -> Result<(), ResolveError> {
+    let bad = |why| ResolveError::MountPoint {
+        path: mount_point.to_owned(),
+        why,
+    };
+    let sys_err = |source| ResolveError::Sys {
+        what: "mount point",
+        source,
+    };
+    let Some(deepest) = deepest else {
+        // Nothing of it exists below the root's missing parent: nothing can be mounted there.
+        return Ok(());
+    };
+    let anchor = if deepest == mount_point {
+        mount_point.parent().unwrap_or(root)
+    } else {
+        deepest
+    };
+    // The walk started at the root: it exists, since something below it does.
+    let root_mount = sys.mount_id(root).map_err(sys_err)?;
+    if sys.mount_id(anchor).map_err(sys_err)? != root_mount {
+        return Err(bad(
+            "lies inside another mount than the mount root's (something is mounted above it inside the mount root)",
+        ));
+    }
+    let view = View::read(sys).map_err(sys_err)?;
+    if view.mounts_below(mount_point).next().is_some() {
+        return Err(bad(
+            "has something mounted below it, which a mount there would hide",
+        ));
+    }
+    Ok(())
 }
 
 /// The missing ancestors of `path`, outermost first.

@@ -348,6 +348,23 @@ impl System for LinuxSystem {
         Ok(u64::try_from(st.filesystem_type().0).unwrap_or(u64::MAX))
     }
 
+    fn mount_id(&self, path: &Path) -> SysResult<u64> {
+        use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+        let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID)
+            .map_err(|e| SysError::new("statx", path.display(), io::Error::from(e)))?;
+        if StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::MNT_ID) {
+            Ok(st.stx_mnt_id)
+        } else {
+            Err(SysError::new(
+                "statx",
+                path.display(),
+                io::Error::other(
+                    "the kernel does not report mount ids (Linux 5.8 or later needed)",
+                ),
+            ))
+        }
+    }
+
     fn lstat(&self, path: &Path) -> SysResult<FileInfo> {
         let m = fs::symlink_metadata(path).map_err(io_err("lstat", path.display()))?;
         Ok(file_info(&m))

@@ -16,7 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "fake")]
-pub use fake::{FakeSystem, Op, Snapshot};
+pub use fake::{FakeSystem, Op, ROOT_MOUNT_ID, Snapshot};
 pub use linux::LinuxSystem;
 pub use mountinfo::{MountEntry, parse_mountinfo};
 
@@ -97,7 +97,11 @@ impl SysError {
     pub fn new(op: &'static str, target: impl fmt::Display, source: io::Error) -> Self {
         Self {
             op,
-            target: target.to_string(),
+            // Targets come from requests: keep messages short and printable.
+            target: crate::volume::truncate_for_error(&target.to_string())
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect(),
             source,
         }
     }
@@ -173,6 +177,9 @@ pub trait System: Send + Sync {
     fn stat(&self, path: &Path) -> SysResult<FileInfo>;
     /// `lstat` (does not follow a final symlink).
     fn lstat(&self, path: &Path) -> SysResult<FileInfo>;
+    /// The id of the mount `path` is on (`statx` with `STATX_MNT_ID`, not following a final
+    /// symlink): the same ids as [`MountEntry::id`].
+    fn mount_id(&self, path: &Path) -> SysResult<u64>;
     /// The magic number of the filesystem holding `path` (`statfs`'s `f_type`).
     fn fs_magic(&self, path: &Path) -> SysResult<u64>;
     /// Size facts of a block device.

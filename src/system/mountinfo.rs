@@ -7,6 +7,10 @@ use super::DevNum;
 /// One mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The mount's id (as `statx` reports it with `STATX_MNT_ID`).
+    pub id: u64,
+    /// The id of the mount it sits on.
+    pub parent: u64,
     /// Device number of the mounted filesystem.
     pub dev: DevNum,
     /// Mount point.
@@ -51,8 +55,8 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     // id parent major:minor root target options [optional…] - fstype source superopts
     let (pre, post) = line.split_once(" - ")?;
     let mut pre = pre.split(' ');
-    let _id = pre.next()?;
-    let _parent = pre.next()?;
+    let id = pre.next()?.parse().ok()?;
+    let parent = pre.next()?.parse().ok()?;
     let (maj, min) = pre.next()?.split_once(':')?;
     let _root = pre.next()?;
     let target = unescape(pre.next()?);
@@ -61,6 +65,8 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let fs_type = post.next()?.to_owned();
     let source = unescape(post.next()?);
     Some(MountEntry {
+        id,
+        parent,
         dev: DevNum {
             major: maj.parse().ok()?,
             minor: min.parse().ok()?,
@@ -84,6 +90,8 @@ mod tests {
         let m = parse_mountinfo(t);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].target, PathBuf::from("/mnt/a b"));
+        assert_eq!((m[0].id, m[0].parent), (36, 35));
+        assert_eq!((m[1].id, m[1].parent), (40, 1));
         assert_eq!(
             m[0].dev,
             DevNum {

@@ -37,6 +37,21 @@ impl std::str::FromStr for DevNum {
     }
 }
 
+impl serde::Serialize for DevNum {
+    /// `major:minor`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DevNum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not <major>:<minor>")))
+    }
+}
+
 /// A device-mapper device name: no `/`, no whitespace, shorter than 128 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DmName(String);

@@ -12,7 +12,7 @@ pub use decode::{
     find_volume_option,
 };
 pub use model::{DirectBlock, GuestPull, NydusVolume, RawBlock, Scope, Volume, VolumeType};
-pub use model::{truncate as truncate_for_error, verity_info};
+pub use model::{shown, truncate as truncate_for_error, verity_info};
 pub use wire::{
     DirectAssignedVolume, DmVerityInfo, ImagePullVolume, KataVirtualVolume, NydusImageVolume,
 };

@@ -373,6 +373,11 @@ pub fn verity_info(p: &VerityParams) -> DmVerityInfo {
     }
 }
 
+/// A path for an error message: shortened, quoted, anything unprintable escaped.
+pub fn shown(path: &std::path::Path) -> String {
+    format!("{:?}", truncate(&path.to_string_lossy()))
+}
+
 /// Shortens a (possibly hostile, possibly huge) value for an error message.
 pub fn truncate(s: &str) -> String {
     const MAX: usize = 80;

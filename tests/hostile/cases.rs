@@ -180,7 +180,10 @@ pub fn cases() -> Vec<Case> {
         ("/dev/vdchar", InvalidArgument),
         ("/dev/vdz", InvalidArgument),
         ("/dev/vd*", InvalidArgument),
-        ("/dev/vdb\0", PermissionDenied),
+        // Malformed: a NUL or control character in a path is never a path we look up.
+        ("/dev/vdb\0", InvalidArgument),
+        ("/dev/vdb\n", InvalidArgument),
+        ("/dev/vdb\u{1b}[2J", InvalidArgument),
     ] {
         add(
             &format!("source {src:?}"),
@@ -528,5 +531,42 @@ pub fn cases() -> Vec<Case> {
         with(|s| s.driver_options = many),
         PermissionDenied,
     );
+    add(
+        "two million empty options",
+        with(|s| {
+            s.options
+                .extend(std::iter::repeat_n(String::new(), 2_000_000))
+        }),
+        PermissionDenied,
+    );
+    add(
+        "65 options",
+        with(|s| s.driver_options = vec!["noatime".into(); 64]),
+        PermissionDenied,
+    );
+
+    // --- one request, one volume: both option lists must agree, and fstype too.
+    add(
+        "another volume in driver_options",
+        with(|s| s.driver_options = vec![opt_of(&verity_json(UNTRUSTED, ""))]),
+        InvalidArgument,
+    );
+    add(
+        "another fstype",
+        with(|s| s.fstype = "ext4".into()),
+        InvalidArgument,
+    );
+    for (name, mp) in [
+        ("newline in the mount point", "a\nforged"),
+        ("escape in the mount point", "a\u{1b}[31m"),
+        ("DEL in the mount point", "a\u{7f}"),
+        ("256-byte component", &"n".repeat(256)),
+    ] {
+        add(
+            name,
+            with(|s| s.mount_point = format!("{ROOT}/c/{mp}")),
+            InvalidArgument,
+        );
+    }
     v
 }

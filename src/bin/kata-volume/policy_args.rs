@@ -22,7 +22,7 @@ pub struct PolicyArgs {
     #[arg(long = "allowed-source", value_name = "PATTERN")]
     allowed_sources: Vec<String>,
     /// Allowed filesystem type; repeat for several. Replaces the policy's list
-    /// [default: erofs ext4 xfs].
+    /// [default: erofs].
     #[arg(long = "allowed-fs-type", value_name = "TYPE")]
     allowed_fs_types: Vec<String>,
     /// Allow regular files as sources (through read-only loop devices); they must also match

@@ -14,6 +14,9 @@ mod system_impl;
 use super::{BlockInfo, DevNum, FileInfo, FileKind, MountEntry, SysError, SysResult};
 use crate::verity::units::{Bytes, SECTOR_SIZE};
 
+/// The id of the fake's root mount (the one every path is on unless something is mounted
+/// over it).
+pub const ROOT_MOUNT_ID: u64 = 1;
 /// Device-mapper's major number in the fake.
 const DM_MAJOR: u32 = 253;
 /// Loop devices' major number.
@@ -52,6 +55,7 @@ pub enum Op {
     MakeDir,
     RemoveDir,
     ReadDevice,
+    MountId,
 }
 
 impl Op {
@@ -99,6 +103,8 @@ struct State {
     dirs: BTreeSet<PathBuf>,
     loops: BTreeMap<PathBuf, (DevNum, PathBuf)>,
     mounts: Vec<MountEntry>,
+    /// The next mount's id (the root filesystem is mount [`ROOT_MOUNT_ID`]).
+    next_mount_id: u64,
     corrupt: BTreeSet<String>,
     calls: Vec<Op>,
     /// Fail the call of this op after this many more calls of it succeed.
@@ -265,6 +271,16 @@ impl FakeSystem {
 impl State {
     fn dev_in_use(&self, dev: DevNum) -> bool {
         self.mounts.iter().any(|m| m.dev == dev) || self.dm.values().any(|d| d.holds == Some(dev))
+    }
+
+    /// The mount a path is on: the last mount whose target is the path or one of its
+    /// ancestors (a later mount over an ancestor hides earlier ones below it, as in the
+    /// kernel), `None` for the root filesystem.
+    fn visible_mount(&self, path: &Path) -> Option<&MountEntry> {
+        self.mounts
+            .iter()
+            .rev()
+            .find(|m| path.starts_with(&m.target))
     }
 
     /// The device a table names: `major:minor`, or a node path.

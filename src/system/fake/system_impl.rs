@@ -8,7 +8,7 @@ use nix::libc;
 use super::super::{DmName, MountFlags};
 use super::{
     DM_MAJOR, EXT4_SUPER_MAGIC, FUSE_SUPER_MAGIC, FakeDm, FakeSystem, LOOP_MAJOR, Op,
-    PROC_SUPER_MAGIC, SYSFS_MAGIC, err,
+    PROC_SUPER_MAGIC, ROOT_MOUNT_ID, SYSFS_MAGIC, err,
 };
 use crate::system::{
     BlockInfo, DevNum, DmDevice, FileInfo, FileKind, MountEntry, SysResult, System,
@@ -223,7 +223,12 @@ impl System for FakeSystem {
         } else {
             format!("{flags},{data}")
         };
+        let id = ROOT_MOUNT_ID + 100 + s.next_mount_id;
+        s.next_mount_id += 1;
+        let parent = s.visible_mount(target).map_or(ROOT_MOUNT_ID, |m| m.id);
         s.mounts.push(MountEntry {
+            id,
+            parent,
             dev,
             target: target.to_owned(),
             fs_type: fs_type.to_owned(),
@@ -235,9 +240,19 @@ impl System for FakeSystem {
 
     fn unmount(&self, target: &Path) -> SysResult<()> {
         let mut s = self.enter(Op::Unmount, "unmount", &target.display())?;
-        let Some(i) = s.mounts.iter().rposition(|m| m.target == target) else {
+        // As the kernel: the path is looked up, and must be the root of the mount it reaches
+        // (a mount hidden by a later mount over an ancestor cannot be unmounted by path).
+        let visible = s.visible_mount(target).map(|m| m.id);
+        let Some(i) = s
+            .mounts
+            .iter()
+            .rposition(|m| m.target == target && Some(m.id) == visible)
+        else {
             return Err(err("unmount", target.display(), libc::EINVAL));
         };
+        if s.mounts.iter().any(|m| m.parent == s.mounts[i].id) {
+            return Err(err("unmount", target.display(), libc::EBUSY));
+        }
         s.mounts.remove(i);
         s.reap_deferred();
         Ok(())
@@ -270,6 +285,12 @@ impl System for FakeSystem {
         } else {
             EXT4_SUPER_MAGIC
         })
+    }
+
+    fn mount_id(&self, path: &Path) -> SysResult<u64> {
+        let s = self.enter(Op::MountId, "statx", &path.display())?;
+        s.info(path, "statx")?;
+        Ok(s.visible_mount(path).map_or(ROOT_MOUNT_ID, |m| m.id))
     }
 
     fn lstat(&self, path: &Path) -> SysResult<FileInfo> {
