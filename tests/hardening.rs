@@ -303,3 +303,26 @@ fn item10_only_erofs_by_default() {
     let e = m.add_storage(&s).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
 }
+
+#[test]
+fn item16_a_wrong_root_hash_is_named_not_an_eio() {
+    let sys = system();
+    let (m, store) = manager(&sys);
+    let before = sys.snapshot();
+    let mp = format!("{ROOT}/c16/layer");
+    // Find the name the volume gets, then make its first read fail as a wrong root hash does.
+    let name = m.add_storage(&good(&mp)).unwrap().dm_name.unwrap();
+    m.remove_storage(&mp).unwrap();
+    sys.set_corrupt_on_read(name.as_str());
+    let e = m.add_storage(&good(&mp)).unwrap_err();
+    let msg = e.to_string();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{msg}");
+    assert!(
+        msg.starts_with("The image on \"/dev/vdb\" does not match root hash 1111"),
+        "{msg}"
+    );
+    assert!(msg.contains(name.as_str()), "{msg}");
+    assert!(!msg.contains("Input/output error"), "{msg}");
+    assert_eq!(sys.snapshot(), before, "the refused mount left something");
+    assert!(store.load().unwrap().entries.is_empty());
+}

@@ -115,6 +115,19 @@ pub enum ApplyError {
         /// Its status line.
         status: String,
     },
+    /// The mount's first read failed verification: the data is not what the root hash says.
+    #[error(
+        "The image on {} does not match root hash {root_hash}: the verity device {name} reported corruption on the first read (a wrong root hash, or a corrupted image)",
+        shown(device)
+    )]
+    Mismatch {
+        /// The source.
+        device: PathBuf,
+        /// The root hash asked for.
+        root_hash: String,
+        /// The verity device.
+        name: DmName,
+    },
     /// A check failed after system changes, and undoing them failed too.
     #[error("{error} (and rolling back failed: {})", undo_failures.join("; "))]
     RollbackFailed {

@@ -145,7 +145,7 @@ fn build(
         mount.flags,
         &mount.data,
     )
-    .map_err(step(Step::Mount))?;
+    .map_err(|e| mount_error(sys, plan, e))?;
     txn.record(Undo::Unmount(plan.target.path.clone()));
     // The dm device (or the mount) holds the loop device now: let go of ours, so that
     // autoclear detaches it when the last user goes, whatever the teardown path.
@@ -153,6 +153,25 @@ fn build(
         sys.loop_release(lo).map_err(step(Step::AttachLoop))?;
     }
     Ok(applied)
+}
+
+/// A failed mount of a verity device that then reports corruption: the image does not match
+/// the root hash (the first read, the filesystem's superblock, failed verification). Said so,
+/// instead of the mount's bare `EIO`.
+fn mount_error(sys: &dyn System, plan: &Plan, e: SysError) -> ApplyError {
+    if let Some(v) = &plan.verity
+        && e.errno() == Some(nix::libc::EIO)
+        && sys
+            .dm_status(&v.name)
+            .is_ok_and(|s| s.trim_start().starts_with('C'))
+    {
+        return ApplyError::Mismatch {
+            device: plan.source.path().to_owned(),
+            root_hash: v.params.root_hash().to_hex(),
+            name: v.name.clone(),
+        };
+    }
+    step(Step::Mount)(e)
 }
 
 /// The block device to build on: the source itself, or a loop device for a file.

@@ -123,7 +123,9 @@ impl ManagerError {
                 ApplyError::MountPointBusy(_)
                 | ApplyError::TableMismatch { .. }
                 | ApplyError::ForeignMount { .. } => ErrorKind::AlreadyExists,
-                ApplyError::NotVerified { .. } => ErrorKind::PermissionDenied,
+                ApplyError::NotVerified { .. } | ApplyError::Mismatch { .. } => {
+                    ErrorKind::PermissionDenied
+                }
                 ApplyError::Table(_) => ErrorKind::InvalidArgument,
                 ApplyError::Step { source, .. } if source.is_not_found() => {
                     ErrorKind::InvalidArgument

@@ -106,6 +106,8 @@ struct State {
     /// The next mount's id (the root filesystem is mount [`ROOT_MOUNT_ID`]).
     next_mount_id: u64,
     corrupt: BTreeSet<String>,
+    /// dm devices whose first read fails (a wrong root hash): `V` until mounted, then `C`.
+    corrupt_on_read: BTreeSet<String>,
     calls: Vec<Op>,
     /// Fail the call of this op after this many more calls of it succeed.
     fail: Vec<(Op, usize, i32)>,
@@ -208,6 +210,13 @@ impl FakeSystem {
         let mut s = self.lock();
         s.fail.clear();
         s.crash_after = None;
+    }
+
+    /// Makes the dm device fail its first read, as with a wrong root hash: the status says
+    /// `V` until something is mounted from it; that mount fails with `EIO` and the status
+    /// says `C` from then on.
+    pub fn set_corrupt_on_read(&self, name: &str) {
+        self.lock().corrupt_on_read.insert(name.to_owned());
     }
 
     /// Makes the dm device report corruption (`C`).

@@ -218,6 +218,14 @@ impl System for FakeSystem {
         let Some(dev) = s.nodes.get(source).copied() else {
             return Err(err("mount", what, libc::ENOENT));
         };
+        let failing =
+            s.dm.iter()
+                .find(|(n, d)| d.dev == dev && s.corrupt_on_read.contains(*n))
+                .map(|(n, _)| n.clone());
+        if let Some(name) = failing {
+            s.corrupt.insert(name);
+            return Err(err("mount", what, libc::EIO));
+        }
         let options = if data.is_empty() {
             flags.to_string()
         } else {

@@ -10,6 +10,11 @@ nodes_before=$(ls /dev/mapper | grep '^kata-volume-' | tr '\n' ' ')
 kv mount --json "$OPT_WRONG" --device "$TARFS512_DISK" "$MP"
 [ "$KV_RC" = 1 ] || fail "mount with a wrong root hash exited $KV_RC, want 1"
 grep -q '^error: ' "$KV_ERR" || fail "no 'error: …' line on stderr"
+# The error says what happened (the image does not match the root hash), naming the hash and
+# the device, not a bare "Input/output error".
+grep -q "does not match root hash $ROOT_WRONG" "$KV_ERR" ||
+  fail "the error does not name the mismatch and the root hash: $(cat "$KV_ERR")"
+grep -q "$TARFS512_DISK" "$KV_ERR" || fail "the error does not name the device: $(cat "$KV_ERR")"
 [ "$(all_dm | tr '\n' ' ')" = "$dm_before" ] || fail "dm devices before: '$dm_before', after: '$(all_dm | tr '\n' ' ')'"
 [ "$(ls /dev/mapper | grep '^kata-volume-' | tr '\n' ' ')" = "$nodes_before" ] ||
   fail "a /dev/mapper/kata-volume-* node was left behind: $(ls /dev/mapper | tr '\n' ' ')"
