@@ -14,10 +14,13 @@ timed() {
   log "$what: $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1fs", b-a}')"
 }
 
-# Debian packages the harness needs on the host. dmsetup is copied into the guest as an
-# independent oracle (table/status as the kernel sees them), not used on the host; jq reads
-# the client's --json answers in the host scenarios.
-HOST_PKGS=(qemu-system-x86 busybox-static erofs-utils cryptsetup-bin dmsetup jq)
+# Debian packages the harness needs on the host: the build dependencies of the guest binary
+# (the devicemapper crate links libdevmapper, bindgen needs libclang; a fresh machine has
+# neither, and `vm-tests/run --demo` must work there as written), QEMU and the image tools.
+# dmsetup is copied into the guest as an independent oracle (table/status as the kernel sees
+# them), not used on the host; jq reads the client's --json answers in the host scenarios.
+HOST_PKGS=(libdevmapper-dev libclang-dev pkg-config
+  qemu-system-x86 busybox-static erofs-utils cryptsetup-bin dmsetup jq)
 
 ensure_packages() {
   local p missing=()
