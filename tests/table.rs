@@ -6,7 +6,8 @@ mod support;
 
 use kata_volume::verity::units::Sectors;
 use kata_volume::verity::{
-    RawVerity, VerityError, VerityOption, VerityParams, VerityTable, VerityTarget, parse_tarfs,
+    RawVerity, VerityError, VerityOption, VerityParams, VerityTable, VerityTarget, VerityVersion,
+    parse_tarfs,
 };
 use support::{H1, H256, assert_names};
 
@@ -125,7 +126,7 @@ fn from_str_parses_known_tables() {
     );
     let t: VerityTable = text.parse().unwrap();
     assert_eq!(t.length, Sectors(16384));
-    assert_eq!(t.target.version, 1);
+    assert_eq!(t.target.version, VerityVersion::V1);
     assert_eq!(t.target.data_device, "/dev/vdb");
     assert_eq!(t.target.hash_device, "/dev/vdb");
     assert_eq!(t.target.data_block_size.bytes(), 512);
@@ -159,7 +160,7 @@ fn from_str_parses_known_tables() {
     // Version 0 (Chrome OS format), sha512, and a table as the kernel prints it (`0` options).
     let text = format!("0 8 verity 0 1:2 1:2 4096 4096 1 1 sha1 {H1} -");
     let t: VerityTable = text.parse().unwrap();
-    assert_eq!(t.target.version, 0);
+    assert_eq!(t.target.version, VerityVersion::V0);
     assert_eq!(t.to_string(), text);
     let t: VerityTable = format!("0 8 verity 1 a a 4096 4096 1 1 sha256 {H256} - 0")
         .parse()

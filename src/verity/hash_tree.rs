@@ -3,7 +3,7 @@
 //! level starts. Level 0 hashes the data blocks; the highest level is a single block whose
 //! hash is the root hash. Levels are stored top level first.
 
-use super::params::HashAlgorithm;
+use super::digest::HashAlgorithm;
 use super::units::{BlockSize, Bytes};
 
 /// log2 of the digests per hash block: digests sit in power-of-two slots, so the count per
