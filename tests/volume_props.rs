@@ -509,6 +509,34 @@ proptest! {
     }
 
     #[test]
+    fn tables_carry_the_format_of_the_request(info in verity_info(), device in "[!-~]{1,30}") {
+        let format = format_of(&info);
+        let params = VerityParams::with_format(
+            &RawVerity {
+                hashtype: &info.hashtype,
+                hash: &info.hash,
+                blocknum: info.blocknum,
+                blocksize: info.blocksize,
+                hashsize: info.hashsize,
+                offset: info.offset,
+            },
+            format.clone(),
+        )
+        .unwrap();
+        let t = VerityTarget::new(&params, &device, Vec::new()).unwrap();
+        prop_assert_eq!(t.version.number(), info.hash_type.unwrap_or(1));
+        prop_assert_eq!(&t.salt, &format.salt);
+        let superblock = u64::from(info.no_superblock == Some(false));
+        prop_assert_eq!(t.hash_start_block, info.offset / info.hashsize + superblock);
+        prop_assert_eq!(
+            params.required_device_size().0,
+            info.offset + superblock * info.hashsize + params.tree().size().0
+        );
+        // And the wire form of the parameters is the canonical input.
+        prop_assert_eq!(kata_volume::volume::verity_info(&params), info);
+    }
+
+    #[test]
     fn valid_tarfs_strings_parse_to_their_numbers(
         blocknum in 1u64..=u64::from(u32::MAX),
         extra in 0u64..1000,
