@@ -332,3 +332,30 @@ fn the_rules_of_the_six_numbers_hold_with_a_superblock() {
         assert_names(&e, parts);
     }
 }
+
+#[test]
+fn dm_names_tell_the_formats_apart_and_keep_the_default() {
+    use kata_volume::plan::DmName;
+    let name = |members: &str| {
+        let v = Volume::parse(&option(&raw_with(&verity_plus(members)))).unwrap();
+        DmName::for_verity("/dev/vdb", v.verity().unwrap(), &[]).to_string()
+    };
+    // The name the README shows for the default volume: unchanged by the new fields.
+    assert_eq!(name(""), "kata-volume-9f2a6c4e0b1d3f5a-686f6115db436dea");
+    assert_eq!(
+        name(r#","hash_type":1,"no_superblock":true,"salt":"-""#),
+        name("")
+    );
+    let names = [
+        name(""),
+        name(r#","hash_type":0"#),
+        name(r#","no_superblock":false"#),
+        name(r#","hash_type":0,"no_superblock":false"#),
+        name(r#","salt":"00""#),
+    ];
+    for (i, a) in names.iter().enumerate() {
+        for b in &names[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+}
