@@ -206,6 +206,14 @@ pub fn dm_name(device_identity: &str, params: &VerityParams, options: &[VerityOp
     for (i, o) in options.iter().enumerate() {
         let _ = write!(w, "{}{o}", if i == 0 { "" } else { " " });
     }
+    // The hash type and the superblock are parameters too. Hashed only when not
+    // the default, so every name given before they existed stays the same.
+    if params.version() != crate::verity::VerityVersion::V1 {
+        let _ = write!(w, " hash_type={}", params.version());
+    }
+    if params.has_superblock() {
+        let _ = write!(w, " superblock");
+    }
     let digest = h.finalize();
     let root = params.root_hash().as_bytes();
     let mut name = String::with_capacity(DM_NAME_PREFIX.len() + 33);

@@ -6,7 +6,8 @@ mod support;
 
 use kata_volume::verity::units::Sectors;
 use kata_volume::verity::{
-    RawVerity, VerityError, VerityOption, VerityParams, VerityTable, VerityTarget, parse_tarfs,
+    RawVerity, Salt, VerityError, VerityFormat, VerityOption, VerityParams, VerityTable,
+    VerityTarget, VerityVersion, parse_tarfs,
 };
 use support::{H1, H256, assert_names};
 
@@ -39,6 +40,64 @@ fn display_of_the_tarfs_layout() {
         t.target.to_string(),
         format!("1 /dev/vdb /dev/vdb 512 4096 16384 2048 sha256 {H256} -")
     );
+}
+
+#[test]
+fn display_carries_the_version_the_salt_and_the_superblock() {
+    let raw = RawVerity {
+        hashtype: "sha1",
+        hash: H1,
+        blocknum: 100,
+        blocksize: 4096,
+        hashsize: 512,
+        offset: 409_600,
+    };
+    for (version, salt, superblock, want) in [
+        (
+            VerityVersion::V1,
+            "-",
+            false,
+            "1 d d 4096 512 100 800 sha1 {H} -",
+        ),
+        (
+            VerityVersion::V0,
+            "-",
+            false,
+            "0 d d 4096 512 100 800 sha1 {H} -",
+        ),
+        (
+            VerityVersion::V0,
+            "0011223344",
+            true,
+            "0 d d 4096 512 100 801 sha1 {H} 0011223344",
+        ),
+        (
+            VerityVersion::V1,
+            "ABCD",
+            true,
+            "1 d d 4096 512 100 801 sha1 {H} abcd",
+        ),
+    ] {
+        let p = VerityParams::with_format(
+            &raw,
+            VerityFormat {
+                version,
+                salt: Salt::parse(salt).unwrap(),
+                superblock,
+            },
+        )
+        .unwrap();
+        let t = table(&p, "d", vec![VerityOption::IgnoreZeroBlocks]);
+        let want = format!(
+            "0 800 verity {} 1 ignore_zero_blocks",
+            want.replace("{H}", H1)
+        );
+        assert_eq!(t.to_string(), want);
+        let back: VerityTable = want.parse().unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.target.version, version);
+        assert_eq!(back.target.salt, *p.salt());
+    }
 }
 
 #[test]
@@ -125,7 +184,7 @@ fn from_str_parses_known_tables() {
     );
     let t: VerityTable = text.parse().unwrap();
     assert_eq!(t.length, Sectors(16384));
-    assert_eq!(t.target.version, 1);
+    assert_eq!(t.target.version, VerityVersion::V1);
     assert_eq!(t.target.data_device, "/dev/vdb");
     assert_eq!(t.target.hash_device, "/dev/vdb");
     assert_eq!(t.target.data_block_size.bytes(), 512);
@@ -159,7 +218,7 @@ fn from_str_parses_known_tables() {
     // Version 0 (Chrome OS format), sha512, and a table as the kernel prints it (`0` options).
     let text = format!("0 8 verity 0 1:2 1:2 4096 4096 1 1 sha1 {H1} -");
     let t: VerityTable = text.parse().unwrap();
-    assert_eq!(t.target.version, 0);
+    assert_eq!(t.target.version, VerityVersion::V0);
     assert_eq!(t.to_string(), text);
     let t: VerityTable = format!("0 8 verity 1 a a 4096 4096 1 1 sha256 {H256} - 0")
         .parse()

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kata_volume::verity::{
-    RawVerity, VerityOption, VerityParams, VerityTable, VerityTarget, parse_tarfs,
+    RawVerity, Salt, VerityFormat, VerityOption, VerityParams, VerityTable, VerityTarget,
+    VerityVersion, parse_tarfs,
 };
 use kata_volume::volume::{
     DirectAssignedVolume, DmVerityInfo, ImagePullVolume, KataVirtualVolume, NydusImageVolume,
@@ -36,6 +37,9 @@ const NAMES: &[&str] = &[
     "blocksize",
     "hashsize",
     "offset",
+    "salt",
+    "hash_type",
+    "no_superblock",
 ];
 
 /// Feeds `input` to every parser; checks that errors stay one line.
@@ -193,23 +197,48 @@ fn json_tree() -> impl Strategy<Value = J> {
 fn verity_info() -> impl Strategy<Value = DmVerityInfo> {
     let sizes = select(&[512u64, 1024, 2048, 4096][..]);
     (
-        select(&[("sha256", 32usize), ("sha1", 20)][..]),
-        prop::collection::vec(any::<u8>(), 64),
-        1u64..=u64::from(u32::MAX),
-        sizes.clone(),
-        sizes,
-        0u64..1000,
+        (
+            select(&[("sha256", 32usize), ("sha1", 20)][..]),
+            prop::collection::vec(any::<u8>(), 64),
+            1u64..=u64::from(u32::MAX),
+            sizes.clone(),
+            sizes,
+            0u64..1000,
+        ),
+        // The format in canonical form: each field absent (or empty) at its default.
+        (
+            prop::option::of(prop::collection::vec(any::<u8>(), 1..=256)),
+            prop::option::of(Just(0u32)),
+            prop::option::of(Just(false)),
+        ),
     )
         .prop_map(
-            |((alg, len), bytes, blocknum, bs, hs, extra)| DmVerityInfo {
-                hashtype: alg.into(),
-                hash: hex::encode(&bytes[..len]),
-                blocknum,
-                blocksize: bs,
-                hashsize: hs,
-                offset: (blocknum * bs).next_multiple_of(hs) + extra * hs,
+            |(((alg, len), bytes, blocknum, bs, hs, extra), (salt, hash_type, no_superblock))| {
+                DmVerityInfo {
+                    hashtype: alg.into(),
+                    hash: hex::encode(&bytes[..len]),
+                    blocknum,
+                    blocksize: bs,
+                    hashsize: hs,
+                    offset: (blocknum * bs).next_multiple_of(hs) + extra * hs,
+                    salt: salt.map(hex::encode).unwrap_or_default(),
+                    hash_type,
+                    no_superblock,
+                }
             },
         )
+}
+
+/// The format a canonical `dm_verity` describes.
+fn format_of(info: &DmVerityInfo) -> VerityFormat {
+    VerityFormat {
+        version: match info.hash_type {
+            Some(0) => VerityVersion::V0,
+            _ => VerityVersion::V1,
+        },
+        salt: Salt::parse(&info.salt).unwrap(),
+        superblock: info.no_superblock == Some(false),
+    }
 }
 
 fn text_without(forbidden: &'static [char]) -> impl Strategy<Value = String> {
@@ -374,14 +403,17 @@ fn valid_table() -> impl Strategy<Value = VerityTable> {
         ),
     )
         .prop_map(|(info, device, options)| {
-            let params = VerityParams::new(&RawVerity {
-                hashtype: &info.hashtype,
-                hash: &info.hash,
-                blocknum: info.blocknum,
-                blocksize: info.blocksize,
-                hashsize: info.hashsize,
-                offset: info.offset,
-            })
+            let params = VerityParams::with_format(
+                &RawVerity {
+                    hashtype: &info.hashtype,
+                    hash: &info.hash,
+                    blocknum: info.blocknum,
+                    blocksize: info.blocksize,
+                    hashsize: info.hashsize,
+                    offset: info.offset,
+                },
+                format_of(&info),
+            )
             .unwrap();
             VerityTable::new(VerityTarget::new(&params, &device, options).unwrap()).unwrap()
         })
@@ -474,6 +506,34 @@ proptest! {
             t.length.0,
             t.target.data_blocks * t.target.data_block_size.bytes() / 512
         );
+    }
+
+    #[test]
+    fn tables_carry_the_format_of_the_request(info in verity_info(), device in "[!-~]{1,30}") {
+        let format = format_of(&info);
+        let params = VerityParams::with_format(
+            &RawVerity {
+                hashtype: &info.hashtype,
+                hash: &info.hash,
+                blocknum: info.blocknum,
+                blocksize: info.blocksize,
+                hashsize: info.hashsize,
+                offset: info.offset,
+            },
+            format.clone(),
+        )
+        .unwrap();
+        let t = VerityTarget::new(&params, &device, Vec::new()).unwrap();
+        prop_assert_eq!(t.version.number(), info.hash_type.unwrap_or(1));
+        prop_assert_eq!(&t.salt, &format.salt);
+        let superblock = u64::from(info.no_superblock == Some(false));
+        prop_assert_eq!(t.hash_start_block, info.offset / info.hashsize + superblock);
+        prop_assert_eq!(
+            params.required_device_size().0,
+            info.offset + superblock * info.hashsize + params.tree().size().0
+        );
+        // And the wire form of the parameters is the canonical input.
+        prop_assert_eq!(kata_volume::volume::verity_info(&params), info);
     }
 
     #[test]

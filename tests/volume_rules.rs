@@ -31,6 +31,7 @@ fn expected_wire() -> KataVirtualVolume {
             blocksize: 512,
             hashsize: 4096,
             offset: 8_388_608,
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -258,7 +259,7 @@ fn go_case_insensitive_names_are_matched() {
 fn unknown_fields_are_ignored_at_every_level() {
     let json = format!(
         r#"{{"future":{{"deep":[1,{{"x":null}}]}},"volume_type":"layer_raw_block","source":"/dev/vdb","fs_type":"erofs","labels":["a"],"dm_verity":{}}}"#,
-        verity_with("offset", "8388608,\"salt\":\"00ff\",\"version\":2")
+        verity_with("offset", "8388608,\"signature\":\"00ff\",\"version\":2")
     );
     assert_eq!(decode(&option(&json)).unwrap(), expected_wire());
     let w = decode(&option(

@@ -1,9 +1,11 @@
-//! The shape of a dm-verity hash tree (format 1, no superblock), exactly as the kernel
-//! computes it in `verity_ctr`: how many levels, how many hash blocks per level, and where each
-//! level starts. Level 0 hashes the data blocks; the highest level is a single block whose
-//! hash is the root hash. Levels are stored top level first.
+//! The shape of a dm-verity hash tree, exactly as the kernel computes it in `verity_ctr`: how
+//! many levels, how many hash blocks per level, and where each level starts, counted from the
+//! tree's first block (after the superblock's block when there is one). Level 0 hashes the
+//! data blocks; the highest level is a single block whose hash is the root hash. Levels are
+//! stored top level first. The shape is the same for hash types 0 and 1; `digest_slot` is
+//! version 1's (version 0 packs digests back to back).
 
-use super::params::HashAlgorithm;
+use super::digest::HashAlgorithm;
 use super::units::{BlockSize, Bytes};
 
 /// log2 of the digests per hash block: digests sit in power-of-two slots, so the count per

@@ -1,18 +1,23 @@
 //! dm-verity, as data: typed parameters and units, the table line (`Display`/`FromStr`), the
-//! tarfs block-info string, the hash tree's shape and the userspace hash-tree engine.
+//! tarfs block-info string, the on-disk superblock, the hash tree's shape and the userspace
+//! hash-tree engine.
 //!
 //! Knows nothing about requests, volumes or the system: everything here is pure.
 
+mod digest;
 #[cfg(feature = "engine")]
 pub mod engine;
 mod hash_tree;
 mod params;
+pub mod superblock;
 mod table;
 mod tarfs;
 pub mod units;
 
+pub use digest::{Digest, HashAlgorithm, Salt};
 pub use hash_tree::HashTree;
-pub use params::{Digest, Geometry, HashAlgorithm, MAX_DATA_BLOCKS, RawVerity, Salt, VerityParams};
+pub use params::{Geometry, MAX_DATA_BLOCKS, RawVerity, VerityFormat, VerityParams, VerityVersion};
+pub use superblock::{Superblock, SuperblockCheckError, SuperblockError};
 pub use table::{TARGET_TYPE, VerityOption, VerityTable, VerityTarget};
 pub use tarfs::{TARFS_DATA_BLOCK_SIZE, TARFS_HASH_BLOCK_SIZE, parse_tarfs};
 
@@ -33,11 +38,14 @@ pub enum VerityError {
         /// The offending value.
         value: String,
     },
-    /// Salt not hex or too long.
+    /// Salt not hex or too long (the value is shortened when long).
     #[error(
-        "Invalid salt {0:?}: expected '-' or an even number of hex digits, at most 512 (256 bytes)"
+        "Invalid dm_verity.salt {0:?}: expected '-' or an even number of hex digits, at most 512 (256 bytes)"
     )]
     Salt(String),
+    /// Hash format version other than 0 and 1.
+    #[error("Invalid dm_verity.hash_type {0}: must be 0 or 1")]
+    HashVersion(u64),
     /// Data block size not a power of two in range.
     #[error("Invalid dm_verity.blocksize {0}: must be a power of two from 512 to 4096")]
     DataBlockSize(u64),
@@ -103,4 +111,13 @@ pub enum VerityError {
         /// The value.
         value: String,
     },
+}
+
+/// A (possibly hostile, possibly huge) value shortened for an error message.
+pub(crate) fn shorten(s: &str) -> String {
+    const MAX: usize = 80;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", s.get(..i).unwrap_or_default()),
+        None => s.to_owned(),
+    }
 }

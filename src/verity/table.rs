@@ -8,7 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::VerityError;
-use super::params::{Digest, HashAlgorithm, Salt, VerityParams};
+use super::digest::{Digest, HashAlgorithm, Salt};
+use super::params::{VerityParams, VerityVersion};
 use super::units::{BlockSize, Sectors};
 
 /// The target type name.
@@ -74,8 +75,8 @@ fn check_word(what: &'static str, value: &str) -> Result<(), VerityError> {
 /// The parameters of one dm-verity target.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VerityTarget {
-    /// Hash format version (1 for these images).
-    pub version: u32,
+    /// Hash format version.
+    pub version: VerityVersion,
     /// Data device (path or `major:minor`).
     pub data_device: String,
     /// Hash device (path or `major:minor`); the same as the data device for these images.
@@ -110,7 +111,7 @@ impl VerityTarget {
             }
         }
         Ok(Self {
-            version: 1,
+            version: params.version(),
             data_device: device.to_owned(),
             hash_device: device.to_owned(),
             data_block_size: params.data_block_size(),
@@ -178,11 +179,12 @@ impl FromStr for VerityTarget {
         };
         // A word the kernel splits on (`isspace`) or that `VerityTarget::new` would refuse.
         let word = |what, v: &str| check_word(what, v).map(|()| v.to_owned());
-        let version = u32::try_from(num(next("missing version")?, "bad version")?)
-            .map_err(|_| bad("bad version"))?;
-        if version > 1 {
-            return Err(bad("unsupported version"));
-        }
+        let version = match num(next("missing version")?, "bad version")? {
+            0 => VerityVersion::V0,
+            1 => VerityVersion::V1,
+            n if u32::try_from(n).is_ok() => return Err(bad("unsupported version")),
+            _ => return Err(bad("bad version")),
+        };
         let data_device = word("device", next("missing data device")?)?;
         let hash_device = word("device", next("missing hash device")?)?;
         let data_block_size = BlockSize::new(num(

@@ -8,7 +8,7 @@ use super::VolumeError;
 use super::wire::{
     DirectAssignedVolume, DmVerityInfo, ImagePullVolume, KataVirtualVolume, NydusImageVolume,
 };
-use crate::verity::{RawVerity, VerityParams};
+use crate::verity::{RawVerity, Salt, VerityFormat, VerityParams, VerityVersion};
 
 /// Longest source path accepted (Linux `PATH_MAX`).
 const MAX_PATH: usize = 4096;
@@ -343,7 +343,8 @@ impl Volume {
     }
 }
 
-/// Checks a `dm_verity` block.
+/// Checks a `dm_verity` block: the six numbers, plus the format — `hash_type` (absent: 1),
+/// `salt` (`""`/`-`: none) and `no_superblock` (absent: true, the seed producers' meaning).
 pub(crate) fn verity_params(info: &DmVerityInfo) -> Result<VerityParams, VolumeError> {
     // The contract (the host's own check) knows sha256 and sha1 only; the engine's sha512
     // is for images made with `kata-volume format`, not for volumes.
@@ -351,17 +352,27 @@ pub(crate) fn verity_params(info: &DmVerityInfo) -> Result<VerityParams, VolumeE
     {
         return Err(crate::verity::VerityError::HashType(truncate(&info.hashtype)).into());
     }
-    Ok(VerityParams::new(&RawVerity {
-        hashtype: &info.hashtype,
-        hash: &info.hash,
-        blocknum: info.blocknum,
-        blocksize: info.blocksize,
-        hashsize: info.hashsize,
-        offset: info.offset,
-    })?)
+    let format = VerityFormat {
+        version: VerityVersion::from_number(info.hash_type.map_or(1, u64::from))?,
+        salt: Salt::parse(&info.salt)?,
+        superblock: !info.no_superblock.unwrap_or(true),
+    };
+    Ok(VerityParams::with_format(
+        &RawVerity {
+            hashtype: &info.hashtype,
+            hash: &info.hash,
+            blocknum: info.blocknum,
+            blocksize: info.blocksize,
+            hashsize: info.hashsize,
+            offset: info.offset,
+        },
+        format,
+    )?)
 }
 
-/// The wire form of checked parameters (hash type and hash in lower case).
+/// The wire form of checked parameters (hash type, hash and salt in lower case). Fields at
+/// their defaults — no salt, version 1, no superblock — are left absent, so a volume of the
+/// seed producers' kind gives their six-field JSON.
 pub fn verity_info(p: &VerityParams) -> DmVerityInfo {
     DmVerityInfo {
         hashtype: p.algorithm().name().to_owned(),
@@ -370,6 +381,13 @@ pub fn verity_info(p: &VerityParams) -> DmVerityInfo {
         blocksize: p.data_block_size().bytes(),
         hashsize: p.hash_block_size().bytes(),
         offset: p.hash_offset().0,
+        salt: if p.salt().is_empty() {
+            String::new()
+        } else {
+            p.salt().to_string()
+        },
+        hash_type: (p.version() != VerityVersion::V1).then(|| p.version().number()),
+        no_superblock: p.has_superblock().then_some(false),
     }
 }
 

@@ -9,7 +9,11 @@
 //! - **stricter than Go**: a field given twice (in any spelling) is refused, where Go silently
 //!   keeps the last one — two parsers reading different values is how validation is bypassed;
 //!   so are duplicate keys inside `metadata` maps. Numbers must be unsigned integers that fit
-//!   in 64 bits, as Go's `uint64` requires.
+//!   in 64 bits, as Go's `uint64` requires (`dm_verity.hash_type`: 32 bits);
+//! - `dm_verity` also takes Kata main's `salt`, `hash_type` and `no_superblock` (a JSON
+//!   boolean); each is omitted on the way out when absent or empty, so the six-field JSON of
+//!   the seed producers round-trips unchanged — and an absent `no_superblock` keeps *their*
+//!   meaning, no superblock (see [`DmVerityInfo::no_superblock`]).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +21,7 @@ use serde::Serialize;
 
 use super::VolumeError;
 use super::json::{Field, Json, MAX_FIELDS, Member, Object};
+use crate::verity::VerityError;
 
 /// The `dm_verity` object: parameters of the hash tree, in the host's units.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -31,8 +36,21 @@ pub struct DmVerityInfo {
     pub blocksize: u64,
     /// Hash block size in bytes.
     pub hashsize: u64,
-    /// Byte offset of the hash tree.
+    /// Byte offset of the hash area: the superblock when there is one, else the tree.
     pub offset: u64,
+    /// Salt, hex (either case); `""` or `"-"` for none. Kata main's field; omitted when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub salt: String,
+    /// Hash format version, 0 or 1 (Kata main's `hash_type`); `None` (absent) means 1.
+    /// Omitted when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_type: Option<u32>,
+    /// Whether the image has no verity superblock at `offset`. `None` (absent) means **true**:
+    /// the meaning of the six-field JSON of the seed producers (nydus-snapshotter, the CCv0
+    /// runtime), whose images have no superblock — unlike Kata main's serde default (false).
+    /// Omitted when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_superblock: Option<bool>,
 }
 
 /// `direct_volume`: metadata of a directly assigned volume.
@@ -149,6 +167,12 @@ impl KataVirtualVolume {
                         blocksize: d.u64("blocksize")?,
                         hashsize: d.u64("hashsize")?,
                         offset: d.u64("offset")?,
+                        salt: d.string("salt")?,
+                        hash_type: d
+                            .optional_u64("hash_type")?
+                            .map(|n| u32::try_from(n).map_err(|_| VerityError::HashVersion(n)))
+                            .transpose()?,
+                        no_superblock: d.optional_bool("no_superblock")?,
                     })
                 })
                 .transpose()?,
@@ -176,6 +200,9 @@ const VERITY: &[Field] = &[
     Field::value("blocksize"),
     Field::value("hashsize"),
     Field::value("offset"),
+    Field::value("salt"),
+    Field::value("hash_type"),
+    Field::value("no_superblock"),
 ];
 const _: () = assert!(
     TOP.len() <= MAX_FIELDS
@@ -249,13 +276,27 @@ impl<'j, 'a> Fields<'j, 'a> {
     }
 
     fn u64(&self, name: &'static str) -> Result<u64, VolumeError> {
+        Ok(self.optional_u64(name)?.unwrap_or(0))
+    }
+
+    /// An unsigned integer, `None` when absent or null (a field whose default is not 0).
+    fn optional_u64(&self, name: &'static str) -> Result<Option<u64>, VolumeError> {
         match self.get(name) {
-            None | Some(Json::Null) => Ok(0),
-            Some(Json::Number(n)) => n.as_u64().ok_or_else(|| VolumeError::Number {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Number(n)) => n.as_u64().map(Some).ok_or_else(|| VolumeError::Number {
                 field: self.field(name),
                 value: n.to_string(),
             }),
             Some(other) => Err(type_error(self.field(name), "an unsigned integer", other)),
+        }
+    }
+
+    /// A JSON boolean (not a string or number spelling one), `None` when absent or null.
+    fn optional_bool(&self, name: &'static str) -> Result<Option<bool>, VolumeError> {
+        match self.get(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(type_error(self.field(name), "a boolean", other)),
         }
     }
 

@@ -25,18 +25,44 @@ pub struct Flags {
     pub salt: String,
 }
 
+/// The hash format and the superblock: what [`Flags`] alone leaves at `--format=1
+/// --no-superblock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// `--format` (0 or 1).
+    pub format: u32,
+    /// Whether veritysetup writes a superblock at `--hash-offset` (no `--no-superblock`).
+    pub superblock: bool,
+}
+
+impl Layout {
+    /// `--format=1 --no-superblock`, the layout of the Kata volumes.
+    pub const PLAIN: Layout = Layout {
+        format: 1,
+        superblock: false,
+    };
+}
+
 impl Flags {
     fn args(&self) -> Vec<String> {
-        vec![
-            "--no-superblock".into(),
-            "--format=1".into(),
+        self.args_with(Layout::PLAIN)
+    }
+
+    fn args_with(&self, layout: Layout) -> Vec<String> {
+        let mut args = Vec::new();
+        if !layout.superblock {
+            args.push("--no-superblock".into());
+        }
+        args.extend([
+            format!("--format={}", layout.format),
             format!("--hash={}", self.hash),
             format!("--data-block-size={}", self.data_block_size),
             format!("--hash-block-size={}", self.hash_block_size),
             format!("--data-blocks={}", self.data_blocks),
             format!("--hash-offset={}", self.hash_offset),
             format!("--salt={}", self.salt),
-        ]
+        ]);
+        args
     }
 }
 
@@ -56,9 +82,14 @@ pub fn veritysetup() -> PathBuf {
 
 /// `veritysetup format`; returns the root hash (hex).
 pub fn format(data: &Path, hash: &Path, flags: &Flags) -> String {
+    format_with(data, hash, flags, Layout::PLAIN)
+}
+
+/// `veritysetup format` in the given layout; returns the root hash (hex).
+pub fn format_with(data: &Path, hash: &Path, flags: &Flags, layout: Layout) -> String {
     let out = Command::new(veritysetup())
         .arg("format")
-        .args(flags.args())
+        .args(flags.args_with(layout))
         .arg(data)
         .arg(hash)
         .output()
@@ -78,9 +109,14 @@ pub fn format(data: &Path, hash: &Path, flags: &Flags) -> String {
 
 /// Whether `veritysetup verify` accepts the tree.
 pub fn verify(data: &Path, hash: &Path, root: &str, flags: &Flags) -> bool {
+    verify_with(data, hash, root, flags, Layout::PLAIN)
+}
+
+/// Whether `veritysetup verify` accepts the tree in the given layout.
+pub fn verify_with(data: &Path, hash: &Path, root: &str, flags: &Flags, layout: Layout) -> bool {
     Command::new(veritysetup())
         .arg("verify")
-        .args(flags.args())
+        .args(flags.args_with(layout))
         .arg(data)
         .arg(hash)
         .arg(root)
@@ -88,6 +124,27 @@ pub fn verify(data: &Path, hash: &Path, root: &str, flags: &Flags) -> bool {
         .expect("run veritysetup")
         .status
         .success()
+}
+
+/// `veritysetup dump` of the superblock at `offset` of `hash`: its `Key: value` lines.
+pub fn dump(hash: &Path, offset: u64) -> Vec<(String, String)> {
+    let out = Command::new(veritysetup())
+        .arg("dump")
+        .arg(format!("--hash-offset={offset}"))
+        .arg(hash)
+        .output()
+        .expect("run veritysetup");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "veritysetup dump failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
 }
 
 /// `len` deterministic pseudo-random bytes (xorshift), different for each `seed`.

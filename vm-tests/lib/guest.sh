@@ -62,6 +62,8 @@ build_initramfs() {
   cp "$HERE"/guest/{lib,demo,agent,hostphase,corruption,bench}.sh "$r/vmtest/"
   mkdir -p "$r/vmtest/small"
   cp "$WORK"/images/small/*.img "$r/vmtest/small/"
+  mkdir -p "$r/vmtest/formats"
+  cp "$WORK"/images/formats/*.img "$r/vmtest/formats/"
   cp "$HERE"/guest/scenarios/*.sh "$r/vmtest/scenarios/"
   cp "$WORK/images/params.sh" "$WORK/images/manifest.sha256" "$r/vmtest/"
   printf '%s\n' "${DISKS[@]}" >"$r/vmtest/disks.list"

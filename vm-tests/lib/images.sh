@@ -5,6 +5,7 @@
 #   verity4k.img   + hash tree appended in place: 4 KiB data and hash blocks
 #   corrupt.img    tarfs512.img with one byte flipped inside big/seq.txt
 #   small/NN.img   SMALL_N small distinct layers (tarfs layout), used from a tmpfs as files
+#   formats/*.img  one small layer in other verity formats (salt, hash type 0, superblock)
 # plus the sha256 manifest of the source tree and the guest's params.sh (root hashes,
 # expected dm tables, base64 volume options). The volumes' "source" is what the guest
 # usually sees (disks in qemu's order); the CLI is told the real device with --device.
@@ -100,6 +101,7 @@ OPT_WRONG='$(b64_option "$jwrong")'
 OPT_PLAIN='$(b64_option "$jplain")'
 PARAMS
   build_small_images "$d" >>"$d/params.sh"
+  build_format_images "$d" >>"$d/params.sh"
   log "images: erofs $size bytes ($((size / 512)) x 512 / $((size / 4096)) x 4096 data blocks)," \
     "root512=${root512:0:12}… root4k=${root4k:0:12}… corrupted byte @$off (512-block $((off / 512)))"
 }
@@ -128,4 +130,48 @@ build_small_images() {
     echo "SMALL_ROOT_$i=$root"
     echo "OPT_SMALL_$i='$(b64_option "$(verity_option "$root" $((size / 512)) 512 "$size" "$SMALL_DIR/$i.img")")'"
   done
+}
+
+# One small layer in the dm_verity formats beyond the seed producers' (issue 12), each made by
+# veritysetup: ID:ALG:DATA_BLOCK_SIZE:HASH_TYPE:SALT:SUPERBLOCK. In the guest they are file
+# sources in SMALL_DIR. Prints FORMAT_IDS, FORMAT_FILE_SHA (sha256 of big.txt), and per
+# variant X: FORMAT_TABLE_X (the expected table, devices as DEV) and OPT_FORMAT_X.
+FORMAT_VARIANTS=(
+  "sb1:sha256:4096:1:a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5:yes"
+  "sb0:sha256:512:0:0011223344:yes"
+  "v0sha1:sha1:4096:0:c0ffee:no"
+  "salt512:sha256:512:1:ab:no"
+)
+build_format_images() {
+  local d=$1/formats v id alg dbs ht salt sb size offset out root flags start json ids=""
+  mkdir -p "$d/src"
+  echo "verity formats layer" >"$d/src/id.txt"
+  # > 128 data blocks of 4 KiB, so every variant's tree has two levels
+  head -c 700000 < <(yes "format variants filler") >"$d/src/big.txt"
+  mkfs.erofs -T0 -U 6a1a3b7e-0000-4000-8000-0000000f0000 --all-root --quiet "$d/plain.erofs" "$d/src" >&2
+  size=$(stat -c %s "$d/plain.erofs")
+  echo "FORMAT_FILE_SHA=$(sha256sum <"$d/src/big.txt" | cut -d' ' -f1)"
+  for v in "${FORMAT_VARIANTS[@]}"; do
+    IFS=: read -r id alg dbs ht salt sb <<<"$v"
+    offset=$size
+    flags=(--hash="$alg" --data-block-size="$dbs" --hash-block-size=4096 --data-blocks=$((size / dbs))
+      --hash-offset="$offset" --format="$ht" --salt="$salt")
+    [[ $sb == yes ]] || flags+=(--no-superblock)
+    cp "$d/plain.erofs" "$d/$id.img"
+    out=$(veritysetup format "${flags[@]}" "$d/$id.img" "$d/$id.img")
+    root=$(awk -F':[ \t]*' '$1 == "Root hash" {print $2}' <<<"$out")
+    [[ $root =~ ^[0-9a-f]{40,64}$ ]] || die "veritysetup gave no root hash for $id: $out"
+    veritysetup verify "${flags[@]}" "$d/$id.img" "$d/$id.img" "$root" >&2 ||
+      die "veritysetup verify failed on $id"
+    start=$((offset / 4096))
+    [[ $sb == yes ]] && start=$((start + 1))
+    json=$(printf '{"volume_type":"layer_raw_block","source":"%s","fs_type":"erofs","dm_verity":{"hashtype":"%s","hash":"%s","blocknum":%s,"blocksize":%s,"hashsize":4096,"offset":%s,"salt":"%s","hash_type":%s,"no_superblock":%s}}' \
+      "$SMALL_DIR/fmt-$id.img" "$alg" "$root" $((size / dbs)) "$dbs" "$offset" "$salt" "$ht" \
+      "$([[ $sb == yes ]] && echo false || echo true)")
+    echo "FORMAT_TABLE_$id='0 $((size / 512)) verity $ht DEV DEV $dbs 4096 $((size / dbs)) $start $alg $root $salt'"
+    echo "OPT_FORMAT_$id='$(b64_option "$json")'"
+    ids="$ids $id"
+  done
+  rm -rf "$d/src" "$d/plain.erofs"
+  echo "FORMAT_IDS='${ids# }'"
 }

@@ -28,7 +28,8 @@ pub struct TreeArgs {
     /// Hash algorithm: sha256, sha1 or sha512.
     #[arg(long = "hash", value_name = "ALG", default_value = "sha256")]
     hash: String,
-    /// Salt as hex, or `-` for none (the Kata volume format carries no salt).
+    /// Salt as hex, or `-` for none (the seed producers' volumes have none; a salted one
+    /// carries it in `dm_verity.salt`).
     #[arg(long, value_name = "HEX|-", default_value = "-")]
     salt: String,
     /// Byte offset of the hash tree [default: data size rounded up to a hash block in the
@@ -189,9 +190,6 @@ fn volume_option(
     volume_type: VolumeType,
     source: &str,
 ) -> Result<String, String> {
-    if !summary.salt.is_empty() {
-        return Err("the Kata volume format carries no salt".into());
-    }
     if summary.hash_file.is_some() {
         return Err("the Kata volume format has no separate hash device".into());
     }

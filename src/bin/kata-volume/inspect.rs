@@ -121,6 +121,10 @@ impl Report<'_> {
             let t = p.tree();
             json!({
                 "data_size": p.data_size().0,
+                "hash_type": p.version().number(),
+                "salt": p.salt().to_string(),
+                "superblock": p.has_superblock(),
+                "tree_offset": p.tree_offset().0,
                 "hash_start_block": p.hash_start_block(),
                 "levels": t.levels(),
                 "hash_blocks": t.total_blocks(),
@@ -168,10 +172,22 @@ impl Report<'_> {
                     ),
                 );
                 line(
+                    "  format",
+                    format!("hash_type {}, salt {}", p.version(), p.salt()),
+                );
+                line(
+                    "  superblock",
+                    if p.has_superblock() {
+                        format!("at byte {}, padded to one hash block", p.hash_offset())
+                    } else {
+                        "none".into()
+                    },
+                );
+                line(
                     "  hash tree",
                     format!(
                         "at byte {} (hash block {}), {} blocks of {} bytes, {} level(s)",
-                        p.hash_offset(),
+                        p.tree_offset(),
                         p.hash_start_block(),
                         t.total_blocks(),
                         p.hash_block_size(),
