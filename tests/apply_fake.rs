@@ -391,3 +391,57 @@ fn an_unverified_file_volume_applied_twice_is_idempotent() {
     assert!(t.unmounted);
     assert_eq!(sys.snapshot(), before);
 }
+
+/// What the source holds at the hash offset is checked before anything is built: the
+/// superblock a request describes (every field), or none where it says there is none.
+#[test]
+fn superblocks_are_checked_against_the_request_before_anything_is_built() {
+    use kata_volume::verity::Superblock;
+    let with_sb = |extra: &str| {
+        format!(
+            r#"{{"volume_type":"layer_raw_block","source":"/dev/vdb","dm_verity":{{"hashtype":"sha256","hash":"{ROOT}","blocknum":16384,"blocksize":512,"hashsize":4096,"offset":8388608{extra}}}}}"#
+        )
+    };
+    let params = Volume::parse(&with_sb(r#","no_superblock":false"#))
+        .unwrap()
+        .verity()
+        .cloned()
+        .unwrap();
+    let good = Superblock::for_params(&params, [7; 16]).encode();
+    // A superblock where the request (six fields: no superblock) expects none.
+    let sys = fake();
+    sys.write_at("/dev/vdb", 8_388_608, &good);
+    let before = sys.snapshot();
+    let e = apply_json(&sys, &with_sb(""), MP).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "A verity superblock was found at byte 8388608 but dm_verity.no_superblock is true"
+    );
+    assert_eq!(e.kind(), kata_volume::manager::ErrorKind::InvalidArgument);
+    assert_eq!(sys.snapshot(), before);
+    assert_eq!(sys.count(Op::DmCreate), 0);
+    // The request says there is one, and it matches: the tree starts one hash block later.
+    let a = apply_json(&sys, &with_sb(r#","no_superblock":false"#), MP).unwrap();
+    let table = a.table.unwrap().to_string();
+    assert!(table.contains(" 16384 2049 sha256 "), "{table}");
+    // The request says there is one, and there is none.
+    let sys = fake();
+    let e = apply_json(&sys, &with_sb(r#","no_superblock":false"#), MP).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Expected a verity superblock at byte 8388608"),
+        "{e}"
+    );
+    assert_eq!(sys.count(Op::DmCreate), 0);
+    // One that differs from the request (another salt) is named.
+    let sys = fake();
+    sys.write_at("/dev/vdb", 8_388_608, &good);
+    let e = apply_json(
+        &sys,
+        &with_sb(r#","no_superblock":false,"salt":"00ff""#),
+        MP,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("salt"), "{e}");
+    assert_eq!(sys.count(Op::DmCreate), 0);
+}

@@ -14,6 +14,8 @@ pub use source::{FileId, Source, source};
 
 use crate::policy::Authorized;
 use crate::system::SysError;
+use crate::verity::VerityParams;
+use crate::verity::superblock::{self, SUPERBLOCK_SIZE, SuperblockCheckError};
 
 /// What the request's names stand for on this system.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,10 @@ pub enum ResolveError {
         /// Why.
         why: &'static str,
     },
+    /// What the source holds at the hash offset is not what the request says (a superblock
+    /// missing, different, or where none should be).
+    #[error(transparent)]
+    Superblock(#[from] SuperblockCheckError),
     /// Looking at the system failed.
     #[error("Cannot inspect the {what}")]
     Sys {
@@ -68,5 +74,25 @@ pub fn resolve(
 ) -> Result<Resolved, ResolveError> {
     let target = mount_point(sys, &auth.mount_root, &auth.mount_point)?;
     let source = source(sys, &auth.source, auth.allow_file)?;
+    if let Some(params) = &auth.verity {
+        check_hash_area(sys, params, &source)?;
+    }
     Ok(Resolved { source, target })
+}
+
+/// Reads what the source holds at the hash offset: the superblock the request describes, or
+/// no superblock where it says there is none — a clear refusal now instead of `EIO` later.
+fn check_hash_area(
+    sys: &dyn crate::system::System,
+    params: &VerityParams,
+    source: &Source,
+) -> Result<(), ResolveError> {
+    let bytes = sys
+        .read_at(source.path(), params.hash_offset().0, SUPERBLOCK_SIZE)
+        .map_err(|source| ResolveError::Sys {
+            what: "source",
+            source,
+        })?;
+    superblock::check_hash_area(params, &bytes)?;
+    Ok(())
 }

@@ -405,6 +405,24 @@ impl System for LinuxSystem {
         fs::remove_dir(path).map_err(io_err("remove directory", path.display()))
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> SysResult<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let f = fs::File::open(path).map_err(io_err("open", path.display()))?;
+        let mut buf = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            let at = offset.saturating_add(u64::try_from(got).unwrap_or(u64::MAX));
+            match f.read_at(buf.get_mut(got..).unwrap_or_default(), at) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(SysError::new("read", path.display(), e)),
+            }
+        }
+        buf.truncate(got);
+        Ok(buf)
+    }
+
     fn read_device(&self, path: &Path) -> SysResult<u64> {
         let mut f = fs::File::open(path).map_err(io_err("open", path.display()))?;
         io::copy(&mut f, &mut io::sink()).map_err(io_err("read", path.display()))

@@ -188,6 +188,9 @@ pub trait System: Send + Sync {
     fn make_dir(&self, path: &Path) -> SysResult<bool>;
     /// Removes an empty directory.
     fn remove_dir(&self, path: &Path) -> SysResult<()>;
+    /// Reads up to `len` bytes of a block device or file from byte `offset` (fewer where it
+    /// ends sooner).
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> SysResult<Vec<u8>>;
     /// Reads a whole block device (forcing dm-verity to check every block); returns the
     /// bytes read.
     fn read_device(&self, path: &Path) -> SysResult<u64>;

@@ -56,6 +56,7 @@ pub enum Op {
     RemoveDir,
     ReadDevice,
     MountId,
+    ReadAt,
 }
 
 impl Op {
@@ -106,6 +107,8 @@ struct State {
     /// The next mount's id (the root filesystem is mount [`ROOT_MOUNT_ID`]).
     next_mount_id: u64,
     corrupt: BTreeSet<String>,
+    /// Bytes written at offsets of a device node or file (everything else reads as zeros).
+    contents: BTreeMap<PathBuf, Vec<(u64, Vec<u8>)>>,
     /// dm devices whose first read fails (a wrong root hash): `V` until mounted, then `C`.
     corrupt_on_read: BTreeSet<String>,
     calls: Vec<Op>,
@@ -210,6 +213,16 @@ impl FakeSystem {
         let mut s = self.lock();
         s.fail.clear();
         s.crash_after = None;
+    }
+
+    /// Puts `bytes` at `offset` of the device node or file `path` (what `read_at` returns;
+    /// everything else reads as zeros).
+    pub fn write_at(&self, path: &str, offset: u64, bytes: &[u8]) {
+        self.lock()
+            .contents
+            .entry(PathBuf::from(path))
+            .or_default()
+            .push((offset, bytes.to_vec()));
     }
 
     /// Makes the dm device fail its first read, as with a wrong root hash: the status says

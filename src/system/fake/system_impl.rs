@@ -349,6 +349,33 @@ impl System for FakeSystem {
         }
     }
 
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> SysResult<Vec<u8>> {
+        let s = self.enter(Op::ReadAt, "read", &path.display())?;
+        let size = match s.nodes.get(path) {
+            Some(dev) => s.block_info.get(dev).map_or(0, |b| b.size.0),
+            None => *s
+                .files
+                .get(path)
+                .ok_or_else(|| err("read", path.display(), libc::ENOENT))?,
+        };
+        let end = size.min(offset.saturating_add(u64::try_from(len).unwrap_or(u64::MAX)));
+        let n = usize::try_from(end.saturating_sub(offset)).unwrap_or(0);
+        let mut buf = vec![0u8; n];
+        for (at, bytes) in s.contents.get(path).into_iter().flatten() {
+            for (i, b) in bytes.iter().enumerate() {
+                let pos = at + u64::try_from(i).unwrap_or(u64::MAX);
+                if let Some(slot) = pos
+                    .checked_sub(offset)
+                    .and_then(|p| usize::try_from(p).ok())
+                    .and_then(|p| buf.get_mut(p))
+                {
+                    *slot = *b;
+                }
+            }
+        }
+        Ok(buf)
+    }
+
     fn read_device(&self, path: &Path) -> SysResult<u64> {
         let s = self.enter(Op::ReadDevice, "read", &path.display())?;
         let Some(dev) = s.nodes.get(path).copied() else {
