@@ -7,6 +7,7 @@
 //! The data flows one way through the modules: [`verity`] (pure dm-verity vocabulary) →
 //! [`volume`] (wire format and typed model) → [`plan`] (what to build). Nothing reaches back up.
 
+pub mod address;
 pub mod apply;
 pub mod manager;
 pub mod plan;
