@@ -27,6 +27,8 @@ mod scsi;
 mod sysfs;
 mod timeout;
 mod uevent;
+#[cfg(test)]
+mod unit_tests;
 mod wait;
 
 use std::fmt;

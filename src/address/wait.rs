@@ -87,10 +87,10 @@ impl DiskFinder {
 
     /// One look at sysfs: the disk if it is there now. No scan triggers, no waiting.
     pub fn look(&self, addr: &GuestAddress) -> Result<Option<Disk>, AddressError> {
-        let Some(mut search) = self.search(addr)? else {
+        if let GuestAddress::Path(_) = addr {
             return Ok(None);
-        };
-        match search.look()? {
+        }
+        match self.search(addr)?.look()? {
             Look::Found(f) => Ok(Some(self.disk(addr, f, Instant::now())?)),
             Look::Missing(_) => Ok(None),
         }
@@ -108,14 +108,9 @@ impl DiskFinder {
             return Ok(Resolved::Path(p.clone()));
         }
         let deadline = Instant::now() + timeout;
+        let mut search = self.search(addr)?;
         // before anything is looked at: what appears from here on is announced to us
         let mut events = uevents.subscribe().map_err(AddressError::Subscribe)?;
-        let Some(mut search) = self.search(addr)? else {
-            return Err(AddressError::layout(
-                &self.sysfs_root,
-                "no search for a path",
-            ));
-        };
         let mut last;
         loop {
             match search.look()? {
@@ -144,7 +139,7 @@ impl DiskFinder {
         }
     }
 
-    fn search(&self, addr: &GuestAddress) -> Result<Option<Search<'_>>, AddressError> {
+    fn search(&self, addr: &GuestAddress) -> Result<Search<'_>, AddressError> {
         if let GuestAddress::Ccw(c) = addr
             && !self.ccw_bus
         {
@@ -152,14 +147,14 @@ impl DiskFinder {
                 address: c.to_string(),
             });
         }
-        Ok((!matches!(addr, GuestAddress::Path(_))).then(|| Search {
+        Ok(Search {
             addr: addr.clone(),
             described: addr.describe(),
             sys: Sysfs::new(&self.sysfs_root),
             pci_function: None,
             pci_rescanned: false,
             scsi_hosts: BTreeSet::new(),
-        }))
+        })
     }
 
     /// The disk for what was found, with its node checked (waiting briefly for devtmpfs).
