@@ -222,6 +222,12 @@ fn the_timeout_names_the_address_and_the_time() {
          0000:00:02.0)"
     );
     s.all_closed();
+    let s = setup();
+    let e = s.find(&addr("virtio_pci", "05"), Duration::ZERO).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Disk 05 (virtio_pci) did not appear within 0 ms (last seen: no PCI device 0000:00:05.0)"
+    );
 }
 
 #[test]

@@ -226,7 +226,12 @@ impl Search<'_> {
             GuestAddress::Path(p) => Ok(Look::Missing(format!("{} is a path", p.display()))),
             GuestAddress::Pci(p) => match p.function_devpath(sys)? {
                 Ok(function) => {
-                    let look = sys.virtio_disk(&function);
+                    let look = if sys.list(&sys.path(&function))?.is_none() {
+                        let name = function.rsplit('/').next().unwrap_or_default();
+                        Ok(Look::Missing(format!("no PCI device {name}")))
+                    } else {
+                        sys.virtio_disk(&function)
+                    };
                     self.pci_function = Some(function);
                     look
                 }

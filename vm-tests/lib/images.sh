@@ -5,6 +5,8 @@
 #   verity4k.img   + hash tree appended in place: 4 KiB data and hash blocks
 #   corrupt.img    tarfs512.img with one byte flipped inside big/seq.txt
 #   small/NN.img   SMALL_N small distinct layers (tarfs layout), used from a tmpfs as files
+#   scsi.img       1 MiB, a marker line at byte 0: the virtio-scsi disk (resolve scenario)
+#   hotplug.img    1 MiB, another marker: the disk the resolve scenario hot-plugs through QMP
 # plus the sha256 manifest of the source tree and the guest's params.sh (root hashes,
 # expected dm tables, base64 volume options). The volumes' "source" is what the guest
 # usually sees (disks in qemu's order); the CLI is told the real device with --device.
@@ -45,6 +47,12 @@ verity_option() { # root blocknum blocksize offset source
 }
 
 b64_option() { printf '%s%s' "$OPT_PREFIX" "$(printf '%s' "$1" | base64 -w0)"; }
+
+# marker_disk FILE MARKER: a 1 MiB disk image whose first line is MARKER
+marker_disk() {
+  printf '%s\n' "$2" >"$1"
+  truncate -s 1M "$1"
+}
 
 build_images() {
   local d=$WORK/images size off n root512 root4k wrong
@@ -99,6 +107,9 @@ OPT_4K='$(b64_option "$j4k")'
 OPT_WRONG='$(b64_option "$jwrong")'
 OPT_PLAIN='$(b64_option "$jplain")'
 PARAMS
+  marker_disk "$d/scsi.img" VMTEST-SCSI-DISK
+  marker_disk "$d/hotplug.img" VMTEST-HOTPLUG-DISK
+  echo "SCSI_MARKER=VMTEST-SCSI-DISK HOTPLUG_MARKER=VMTEST-HOTPLUG-DISK" >>"$d/params.sh"
   build_small_images "$d" >>"$d/params.sh"
   log "images: erofs $size bytes ($((size / 512)) x 512 / $((size / 4096)) x 4096 data blocks)," \
     "root512=${root512:0:12}… root4k=${root4k:0:12}… corrupted byte @$off (512-block $((off / 512)))"
