@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fake_sysfs::uevents::{Script, Scripted};
 use fake_sysfs::{FakeSys, dev};
-use kata_volume::address::{AddressError, Disk, DiskFinder, GuestAddress, Resolved};
+use kata_volume::address::{AddressError, Disk, DiskFinder, FoundBy, GuestAddress, Resolved};
 
 fn addr(t: &str, s: &str) -> GuestAddress {
     GuestAddress::parse(Some(t), s).unwrap()
@@ -44,6 +44,7 @@ fn check(sys: &FakeSys, d: &Disk, name: &str, devpath: &str, n: (u32, u32)) {
     assert_eq!(d.sysfs_path, sys.path(devpath));
     assert_eq!(d.node.file_name().unwrap(), name);
     assert!(!d.node_present, "the fake /dev has no nodes");
+    assert_eq!(d.found_by, FoundBy::Sysfs);
 }
 
 const F05: &str = "/devices/pci0000:00/0000:00:05.0";

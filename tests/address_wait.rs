@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fake_sysfs::uevents::{Script, Scripted};
 use fake_sysfs::{FakeSys, dev};
 use kata_volume::address::{
-    AddressError, Disk, DiskFinder, GuestAddress, Received, Resolved, Uevent,
+    AddressError, Disk, DiskFinder, FoundBy, GuestAddress, Received, Resolved, Uevent,
 };
 
 const F05: &str = "/devices/pci0000:00/0000:00:05.0";
@@ -80,6 +80,7 @@ fn a_disk_already_there_is_found_without_waiting() {
     let t0 = Instant::now();
     let d = s.find_disk(&addr("virtio_pci", "05"), Duration::from_secs(10));
     assert_eq!((d.name.as_str(), d.devnum), ("vdb", dev(254, 16)));
+    assert_eq!(d.found_by, FoundBy::Sysfs);
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(s.script.counts().1, 0, "no uevent was waited for");
     assert_eq!(
@@ -101,7 +102,7 @@ fn a_disk_plugged_right_after_subscribing_is_seen_by_the_first_look() {
         sys.virtio_disk(F05, "virtio2", "vdb", dev(254, 16));
     });
     let d = s.find_disk(&addr("virtio_pci", "05"), Duration::from_millis(300));
-    assert_eq!(d.name, "vdb");
+    assert_eq!((d.name.as_str(), d.found_by), ("vdb", FoundBy::Sysfs));
     assert_eq!(s.script.counts().1, 0);
     s.all_closed();
 }
@@ -120,6 +121,7 @@ fn a_hot_plugged_disk_is_found_from_its_add_event() {
     let d = s.find_disk(&addr("virtio_pci", "05"), Duration::from_secs(10));
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!((d.name.as_str(), d.devnum), ("vdc", dev(254, 32)));
+    assert_eq!(d.found_by, FoundBy::Uevent);
     assert_eq!(d.sysfs_path, s.sys.path(&devpath));
     assert_eq!(d.node.file_name().unwrap(), "vdc");
     assert_eq!(s.script.counts().1, 2);
@@ -147,7 +149,7 @@ fn any_event_leads_to_another_look() {
         Ok(Received::Event(net_added()))
     });
     let d = s.find_disk(&addr("virtio_pci", "02/00"), Duration::from_secs(10));
-    assert_eq!(d.name, "vdd");
+    assert_eq!((d.name.as_str(), d.found_by), ("vdd", FoundBy::Sysfs));
     s.all_closed();
 }
 
@@ -223,7 +225,9 @@ fn the_timeout_names_the_address_and_the_time() {
     );
     s.all_closed();
     let s = setup();
-    let e = s.find(&addr("virtio_pci", "05"), Duration::ZERO).unwrap_err();
+    let e = s
+        .find(&addr("virtio_pci", "05"), Duration::ZERO)
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "Disk 05 (virtio_pci) did not appear within 0 ms (last seen: no PCI device 0000:00:05.0)"
@@ -265,6 +269,9 @@ fn scsi_hosts_are_asked_to_scan_including_one_that_comes_later() {
         });
     let d = s.find_disk(&addr("scsi", "2:1"), Duration::from_secs(10));
     assert_eq!((d.name.as_str(), d.devnum), ("sda", dev(8, 0)));
+    // the disk is in sysfs when its event comes: the event is what found it (the look
+    // before the wait had missed it)
+    assert_eq!(d.found_by, FoundBy::Uevent);
     assert_eq!(s.sys.scan_written(0), "0 2 1");
     assert_eq!(s.sys.scan_written(1), "0 2 1");
     s.all_closed();

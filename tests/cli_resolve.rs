@@ -56,6 +56,7 @@ fn prints_the_node_of_a_pci_disk() {
             .to_string()
     );
     assert_eq!(v["node_present"], false);
+    assert_eq!(v["found_by"], "sysfs");
     assert!(v["waited_ms"].as_u64().is_some());
 }
 

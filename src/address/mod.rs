@@ -40,7 +40,7 @@ pub use named::{MmioName, PmemName};
 pub use netlink::{NetlinkSubscription, NetlinkUevents};
 pub use pci::{PciPath, PciSlot};
 pub use scsi::ScsiAddress;
-pub use sysfs::Disk;
+pub use sysfs::{Disk, FoundBy};
 pub use timeout::{DEFAULT_TIMEOUT, MAX_TIMEOUT, format_duration, parse_timeout};
 pub use uevent::{Received, Uevent, UeventSource, Uevents};
 pub use wait::{DiskFinder, Resolved};

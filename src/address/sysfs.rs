@@ -23,6 +23,27 @@ pub struct Disk {
     /// Whether `node` existed when the disk was found. The kernel's devtmpfs makes it before
     /// it announces the disk; without devtmpfs the caller makes it from `devnum`.
     pub node_present: bool,
+    /// How it was found.
+    pub found_by: FoundBy,
+}
+
+/// How a disk was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundBy {
+    /// A look at sysfs (it was there, or came between two looks).
+    Sysfs,
+    /// Its own `add` uevent.
+    Uevent,
+}
+
+impl FoundBy {
+    /// `sysfs` or `uevent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FoundBy::Sysfs => "sysfs",
+            FoundBy::Uevent => "uevent",
+        }
+    }
 }
 
 /// What one look at sysfs (or one uevent) found: the disk's kernel name, its device path

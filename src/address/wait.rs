@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::sysfs::{Found, Look, Sysfs};
+use super::sysfs::{Found, FoundBy, Look, Sysfs};
 use super::{AddressError, Disk, GuestAddress, Received, Uevent, Uevents, pci, scsi};
 use crate::system::DevNum;
 
@@ -91,7 +91,7 @@ impl DiskFinder {
             return Ok(None);
         }
         match self.search(addr)?.look()? {
-            Look::Found(f) => Ok(Some(self.disk(addr, f, Instant::now())?)),
+            Look::Found(f) => Ok(Some(self.disk(addr, f, FoundBy::Sysfs, Instant::now())?)),
             Look::Missing(_) => Ok(None),
         }
     }
@@ -114,7 +114,11 @@ impl DiskFinder {
         let mut last;
         loop {
             match search.look()? {
-                Look::Found(f) => return self.disk(addr, f, deadline).map(Resolved::Disk),
+                Look::Found(f) => {
+                    return self
+                        .disk(addr, f, FoundBy::Sysfs, deadline)
+                        .map(Resolved::Disk);
+                }
                 Look::Missing(why) => last = why,
             }
             if search.kick()? {
@@ -131,7 +135,9 @@ impl DiskFinder {
             match events.recv(deadline - now).map_err(AddressError::Receive)? {
                 Received::Event(ev) => {
                     if let Some(found) = search.event_disk(&ev) {
-                        return self.disk(addr, found, deadline).map(Resolved::Disk);
+                        return self
+                            .disk(addr, found, FoundBy::Uevent, deadline)
+                            .map(Resolved::Disk);
                     }
                 }
                 Received::Lost | Received::Idle => {}
@@ -158,7 +164,13 @@ impl DiskFinder {
     }
 
     /// The disk for what was found, with its node checked (waiting briefly for devtmpfs).
-    fn disk(&self, addr: &GuestAddress, f: Found, deadline: Instant) -> Result<Disk, AddressError> {
+    fn disk(
+        &self,
+        addr: &GuestAddress,
+        f: Found,
+        found_by: FoundBy,
+        deadline: Instant,
+    ) -> Result<Disk, AddressError> {
         let node = self.dev_dir.join(&f.name);
         let grace_end = (Instant::now() + NODE_GRACE).min(deadline.max(Instant::now()));
         let node_present = loop {
@@ -181,6 +193,7 @@ impl DiskFinder {
             name: f.name,
             devnum: f.devnum,
             node_present,
+            found_by,
         })
     }
 }

@@ -72,6 +72,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
         out["minor"] = json!(d.devnum.minor);
         out["sysfs_path"] = json!(d.sysfs_path.display().to_string());
         out["node_present"] = json!(d.node_present);
+        out["found_by"] = json!(d.found_by.as_str());
     }
     print_json(&out);
     Ok(())

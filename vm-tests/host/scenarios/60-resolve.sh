@@ -53,7 +53,7 @@ out=$(ctl resolve-result hp 60) || fail "resolve of the hot-plugged disk exited 
 node=$(field .node "$out")
 waited=$(field .waited_ms "$out")
 info=$(ctl disk-info "$node") || fail "$node (hot-plugged) is not a block device: $info"
-say "hot-plugged slot 10 -> $node after $waited ms ($(field .sysfs_path "$out"))"
+say "hot-plugged slot 10 -> $node after $waited ms, found by $(field .found_by "$out") ($(field .sysfs_path "$out"))"
 [[ $(info_of serial "$info") == hot ]] || fail "the hot-plugged disk's node $node has serial '$(info_of serial "$info")'"
 [[ $(info_of first "$info") == "$HOTPLUG_MARKER" ]] || fail "$node starts with '$(info_of first "$info")'"
 [[ $(field .sysfs_path "$out") =~ ^/sys/devices/pci0000:00/0000:00:10\.0/virtio[0-9]+/block/ ]] ||
