@@ -376,3 +376,14 @@ fn an_error_from_sysfs_ends_the_wait_and_closes_the_subscription() {
     assert!(matches!(e, AddressError::Layout { .. }), "{e:?}");
     s.all_closed();
 }
+
+#[test]
+fn a_huge_timeout_is_no_overflow() {
+    let s = setup();
+    s.sys.virtio_disk(F05, "virtio2", "vdb", dev(254, 16));
+    assert_eq!(
+        s.find_disk(&addr("virtio_pci", "05"), Duration::MAX).name,
+        "vdb"
+    );
+    s.all_closed();
+}

@@ -23,6 +23,9 @@ use crate::system::DevNum;
 const NODE_GRACE: Duration = Duration::from_millis(250);
 const NODE_POLL: Duration = Duration::from_millis(5);
 
+/// The longest wait `find` honours (a year): longer timeouts are this.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// What an address resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
@@ -107,7 +110,8 @@ impl DiskFinder {
         if let GuestAddress::Path(p) = addr {
             return Ok(Resolved::Path(p.clone()));
         }
-        let deadline = Instant::now() + timeout;
+        // a deadline past any wait that matters, rather than an overflow
+        let deadline = Instant::now() + timeout.min(FOREVER);
         let mut search = self.search(addr)?;
         // before anything is looked at: what appears from here on is announced to us
         let mut events = uevents.subscribe().map_err(AddressError::Subscribe)?;
