@@ -15,6 +15,7 @@
 //! (`verity::engine`), `service` the ttrpc daemon and client (`service`), `fake` the
 //! recording fake system (`system::FakeSystem`) for tests, `cli` the `kata-volume` binary.
 
+pub mod address;
 pub mod apply;
 pub mod manager;
 pub mod plan;

@@ -15,6 +15,12 @@
 #   daemon-rss                  VmRSS of the daemon (kB)
 #   daemon-log N                last N lines of the daemon's log
 #   hostile-setup | hostile-cleanup   traps for the hostile scenario (symlink, foreign mount)
+#   resolve ARGS…               kata-volume resolve --json ARGS… (it only looks up a disk)
+#   resolve-start ID ARGS…      the same in the background; resolve-running ID: still waiting?
+#   resolve-result ID [SECS]    wait for it (default 60 s); its output, and its status as ours
+#   resolvers                   kata-volume resolve processes still running
+#   disk-info /dev/NAME         serial, first line, sysfs path and device number of a disk
+#   block-gone NAME [SECS]      wait until /sys/block/NAME is gone (an unplugged disk)
 #   done                        the host is finished: the guest powers off
 . /vmtest/lib.sh
 . /vmtest/params.sh
@@ -115,6 +121,59 @@ hostile_setup() {
   [ -e /dev/mem ] && echo "has /dev/mem" || echo "no /dev/mem"
 }
 
+# resolve-start ID …: one background `kata-volume resolve`, its results in /tmp/resolve.ID.*
+resolve_start() {
+  local id=$1
+  shift
+  case $id in *[!a-z0-9]* | "") echo "bad id '$id'"; return 2 ;; esac
+  rm -f /tmp/resolve."$id".*
+  ("$KV" resolve --json "$@" >/tmp/resolve."$id".out 2>/tmp/resolve."$id".err
+    echo $? >/tmp/resolve."$id".tmp && mv /tmp/resolve."$id".tmp /tmp/resolve."$id".rc) </dev/null >/dev/null 2>&1 &
+  echo $! >/tmp/resolve."$id".pid
+  echo "started resolve $id: $*"
+}
+
+resolve_running() {
+  [ ! -e /tmp/resolve."$1".rc ] && [ -e /tmp/resolve."$1".pid ] && kill -0 "$(cat /tmp/resolve."$1".pid)" 2>/dev/null &&
+    { echo running; return 0; }
+  echo "not running"
+  return 1
+}
+
+resolve_result() {
+  local i=0 n=$((${2:-60} * 10))
+  while [ ! -e /tmp/resolve."$1".rc ] && [ $i -lt $n ]; do sleep 0.1; i=$((i + 1)); done
+  [ -e /tmp/resolve."$1".rc ] || { echo "resolve $1 still running after ${2:-60}s"; return 98; }
+  cat /tmp/resolve."$1".out /tmp/resolve."$1".err
+  return "$(cat /tmp/resolve."$1".rc)"
+}
+
+disk_info() {
+  local n=${1#/dev/}
+  [ -b "$1" ] || { echo "no block device $1"; return 1; }
+  echo "serial $(cat "/sys/block/$n/serial" 2>/dev/null || echo -)"
+  echo "first $(head -n 1 "$1" | head -c 64)"
+  echo "sysfs $(readlink -f "/sys/block/$n")"
+  echo "devnum $(devnum "$1")"
+}
+
+resolvers() {
+  local p c found=
+  for p in /proc/[0-9]*; do
+    c=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)
+    case $c in *kata-volume\ resolve\ *) echo "${p#/proc/} $c"; found=1 ;; esac
+  done
+  [ -n "$found" ] || echo none
+}
+
+block_gone() {
+  local i=0 n=$((${2:-20} * 10))
+  while [ -e "/sys/block/$1" ] && [ $i -lt $n ]; do sleep 0.1; i=$((i + 1)); done
+  [ ! -e "/sys/block/$1" ] && [ ! -e "/dev/$1" ] && { echo "gone"; return 0; }
+  echo "/sys/block/$1 or /dev/$1 still there"
+  return 1
+}
+
 hostile_cleanup() {
   umount "$MOUNT_ROOT/vmtest-foreign" 2>/dev/null
   rm -rf "$MOUNT_ROOT/vmtest-evil" "$MOUNT_ROOT/vmtest-foreign" "$SMALL_DIR/a-directory" "$SMALL_DIR/mem-link.img"
@@ -122,7 +181,12 @@ hostile_cleanup() {
 }
 
 echo VMTEST-CTL-HELLO
-read -r cmd a1 a2 || exit 0
+read -r cmd args || exit 0
+set -f # the arguments are words, not patterns
+# shellcheck disable=SC2086
+set -- $args
+set +f
+a1=${1:-} a2=${2:-}
 rc=0
 case $cmd in
   disks) for s in $(cat /vmtest/disks.list); do echo "$s $(disk "$s")"; done ;;
@@ -146,6 +210,13 @@ case $cmd in
   daemon-log) tail -n "${a1:-40}" "$DAEMON_LOG" ;;
   hostile-setup) hostile_setup ;;
   hostile-cleanup) hostile_cleanup ;;
+  resolve) "$KV" resolve --json "$@" 2>&1 || rc=$? ;;
+  resolve-start) resolve_start "$@" || rc=$? ;;
+  resolve-running) resolve_running "$a1" || rc=$? ;;
+  resolve-result) resolve_result "$a1" "$a2" || rc=$? ;;
+  resolvers) resolvers ;;
+  disk-info) disk_info "$a1" || rc=$? ;;
+  block-gone) block_gone "$a1" "$a2" || rc=$? ;;
   done) touch /tmp/host-done && echo "powering off" ;;
   *) echo "unknown command '$cmd'"; rc=2 ;;
 esac

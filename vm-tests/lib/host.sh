@@ -113,7 +113,10 @@ run_host_driver() {
     while read -r s d; do
       [[ -n $s ]] && export "$(tr 'a-z0-9-' 'A-Z0-9_' <<<"$s")_DISK=$d"
     done <<<"$disks"
+    # where the disks sit (lib/vm.sh) and the QMP socket, for the resolve scenario
+    DISK_SLOTS=$(for s in "${DISKS[@]}"; do printf '%s=%s ' "$s" "${DISK_SLOT[$s]}"; done)
     export KV_PORT CTL_PORT HOST_KV HOST_REASON WORK HERE VM_SCENARIO_TIMEOUT
+    export QMP_SOCK DISK_SLOTS SCSI_TARGET SCSI_LUN
     for n in "$@"; do
       for f in "$HERE"/host/scenarios/[0-9][0-9]-"$n".sh; do run_host_scenario "$f"; done
     done

@@ -7,7 +7,10 @@
 # Top-level modules the guest needs; dependencies come from modules.dep. crc32c_generic goes
 # first: libcrc32c (needed by erofs) wants the "crc32c" hash at init, which is only a soft
 # dependency and so missing from modules.dep. virtio_net: the host-driven daemon scenarios.
-VM_MODULES=${VM_MODULES:-crc32c_generic virtio_pci virtio_blk dm-verity erofs loop virtio_net}
+# sd_mod and virtio_scsi: the SCSI disk the resolve scenario finds by target:lun (sd_mod's
+# crc-t10dif and crc64-rocksoft want the generic hashes at init the same way, else they fall
+# back after asking for a modprobe the initramfs does not have).
+VM_MODULES=${VM_MODULES:-crc32c_generic virtio_pci virtio_blk dm-verity erofs loop virtio_net crct10dif_generic crc64_rocksoft_generic sd_mod virtio_scsi}
 
 kernel_pkg_name() {
   apt-cache depends linux-image-amd64 2>/dev/null |

@@ -1,9 +1,16 @@
 # shellcheck shell=bash
 # Boot the test VM and turn its console log into a verdict.
 
-# serial name -> image file; the guest finds each disk by its serial
+# serial name -> image file; the guest finds each disk by its serial. Each sits at a fixed PCI
+# slot on the root bus, so Kata's PCI path for it is known: tarfs512 is "05", and so on.
 DISKS=(tarfs512 verity4k corrupt plain)
 declare -A DISK_FILE=([tarfs512]=tarfs512.img [verity4k]=verity4k.img [corrupt]=corrupt.img [plain]=plain.erofs)
+declare -A DISK_SLOT=([tarfs512]=05 [verity4k]=06 [corrupt]=07 [plain]=08)
+# A virtio-scsi controller at slot 0a with one disk (scsi.img) at SCSI id 2, LUN 1: Kata's
+# SCSI address "2:1". Slots 10 and up stay free for disks hot-plugged through QMP.
+SCSI_SLOT=0a SCSI_TARGET=2 SCSI_LUN=1
+# The QMP socket of the main boot (lib/qmp.py talks to it; the host scenarios hot-plug)
+QMP_SOCK=$WORK/qmp.sock
 
 # Scenarios come in three kinds: the guest's own (guest/scenarios/NN-name.sh, run by /init),
 # the host-driven daemon ones (host/scenarios/NN-name.sh, lib/host.sh) and the boots of their
@@ -60,9 +67,16 @@ boot_vm() {
   [[ -f /usr/share/qemu/qboot.rom ]] && bios=(-bios /usr/share/qemu/qboot.rom)
   for s in "${DISKS[@]}"; do
     drives+=(-drive "file=$WORK/images/${DISK_FILE[$s]},if=none,id=d$i,format=raw,readonly=on"
-      -device "virtio-blk-pci,drive=d$i,serial=$s")
+      -device "virtio-blk-pci,drive=d$i,serial=$s,addr=0x${DISK_SLOT[$s]}")
     i=$((i + 1))
   done
+  drives+=(-device "virtio-scsi-pci,id=scsi0,addr=0x$SCSI_SLOT"
+    -drive "file=$WORK/images/scsi.img,if=none,id=s0,format=raw,readonly=on"
+    -device "scsi-hd,bus=scsi0.0,drive=s0,scsi-id=$SCSI_TARGET,lun=$SCSI_LUN,serial=scsi$SCSI_TARGET$SCSI_LUN")
+  if [[ $mode == tests ]]; then
+    rm -f "$QMP_SOCK"
+    drives+=(-qmp "unix:$QMP_SOCK,server=on,wait=off")
+  fi
   # shellcheck disable=SC2206 # VM_QEMU_ARGS is meant to be word-split
   local qemu=(qemu-system-x86_64 -accel tcg "${bios[@]}" -m "${VM_MEM:-512M}" -smp 1
     -nodefaults -no-user-config -nographic -serial stdio -monitor none -no-reboot

@@ -22,6 +22,7 @@ mod inspect;
 mod mount;
 mod output;
 mod policy_args;
+mod resolve;
 mod verify;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ enum Command {
     Inspect(inspect::Args),
     Format(format::Args),
     Verify(verify::Args),
+    Resolve(resolve::Args),
     Mount(mount::MountArgs),
     Umount(mount::UmountArgs),
     Serve(daemon::ServeArgs),
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Check(args) => client::run_check(args),
         Command::Version(args) => client::run_version(args),
         Command::Verify(args) => verify::run(args),
+        Command::Resolve(args) => resolve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
