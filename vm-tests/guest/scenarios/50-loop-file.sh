@@ -8,8 +8,13 @@ trap '$KV umount "$MP" >/dev/null 2>&1' EXIT
 mkdir -p "$IMG_DIR"
 cat "$TARFS512_DISK" >"$IMG" || fail "cannot copy $TARFS512_DISK to $IMG"
 say "image file: $IMG, $(stat -c %s "$IMG") bytes"
-# The CLI applies the daemon's default policy: no file sources unless allowed.
+# The CLI applies the daemon's default policy: no file sources unless allowed (neither by
+# the default source patterns, nor without --allow-files).
 kv mount --json "$OPT_512" --device "$IMG" "$MP"
+[ "$KV_RC" = 1 ] || fail "a file source by default exited $KV_RC, expected 1"
+grep -q "is not allowed: it matches none of the allowed sources" "$KV_ERR" ||
+  fail "no refusal message: $(cat "$KV_ERR")"
+kv mount --json --allowed-source "$IMG_DIR/*" "$OPT_512" --device "$IMG" "$MP"
 [ "$KV_RC" = 1 ] || fail "a file source without --allow-files exited $KV_RC, expected 1"
 grep -q "file-backed volumes are not allowed" "$KV_ERR" || fail "no refusal message: $(cat "$KV_ERR")"
 [ -z "$(mounts_at "$MP")" ] && [ ! -e "$MP" ] || fail "the refused mount left $MP behind"
