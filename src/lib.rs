@@ -13,6 +13,7 @@ pub mod plan;
 pub mod policy;
 pub mod service;
 pub mod system;
+pub mod trust;
 pub mod verity;
 pub mod volume;
 
