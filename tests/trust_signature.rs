@@ -1,0 +1,720 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Root-hash signatures made at test time by `openssl cms -sign` / `openssl smime -sign`, each
+//! verdict of ours cross-checked with `openssl smime -verify` (the reference): both must agree,
+//! except where a comment names a deliberate difference of rule and asserts it.
+
+#[path = "common/openssl.rs"]
+mod openssl;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kata_volume::trust::{RootHashSignature, SignatureError, TrustedSigners};
+use kata_volume::verity::{Digest, HashAlgorithm};
+use openssl::{KeyAlg, SignOpts, Signer, VerifyOpts, issued, openssl_accepts, self_signed, sign};
+
+const ROOT_A: &str = "9f2a6c4e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a";
+const ROOT_B: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+fn root(hex: &str) -> Digest {
+    Digest::from_hex(HashAlgorithm::Sha256, hex).unwrap()
+}
+
+fn trusting(signers: &[&Signer]) -> TrustedSigners {
+    let mut t = TrustedSigners::new();
+    for s in signers {
+        t.add_pem(&s.pem(), &s.cert.display().to_string()).unwrap();
+    }
+    t
+}
+
+fn ours(trusted: &TrustedSigners, sig: &[u8], hex: &str) -> Result<(), SignatureError> {
+    let parsed = RootHashSignature::parse(&STANDARD.encode(sig))?;
+    trusted
+        .verify(&parsed, &root(hex), SystemTime::now())
+        .map(|_| ())
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Ours and openssl's verdicts on `sig` over `hex` with `trust` as the only trust anchor.
+fn both(
+    dir: &Path,
+    trusted: &TrustedSigners,
+    trust: &Signer,
+    sig: &[u8],
+    hex: &str,
+) -> (Result<(), SignatureError>, bool) {
+    let reference = openssl_accepts(
+        dir,
+        sig,
+        hex.as_bytes(),
+        &trust.cert,
+        &VerifyOpts {
+            // Where to find a signer the signature does not embed: the trusted certificate,
+            // as our lookup does.
+            certfile: Some(trust.cert.clone()),
+            ..VerifyOpts::default()
+        },
+    );
+    (ours(trusted, sig, hex), reference)
+}
+
+#[test]
+fn valid_signatures_of_every_form_verify_and_openssl_agrees() {
+    let dir = openssl::scratch("valid");
+    for alg in [KeyAlg::Rsa, KeyAlg::P256] {
+        let signer = self_signed(&dir, &format!("signer-{alg:?}"), alg, 1, &[]);
+        let trusted = trusting(&[&signer]);
+        for smime in [false, true] {
+            for noattr in [false, true] {
+                for nocerts in [false, true] {
+                    let opts = SignOpts {
+                        smime,
+                        noattr,
+                        nocerts,
+                        ..SignOpts::default()
+                    };
+                    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &opts);
+                    let (ours, reference) = both(&dir, &trusted, &signer, &sig, ROOT_A);
+                    assert!(reference, "openssl refused a valid {alg:?} {opts:?}");
+                    assert_eq!(ours, Ok(()), "{alg:?} {opts:?}");
+                }
+            }
+        }
+        for md in ["sha384", "sha512"] {
+            for noattr in [false, true] {
+                let opts = SignOpts {
+                    md: Some(md),
+                    noattr,
+                    ..SignOpts::default()
+                };
+                let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &opts);
+                let (ours, reference) = both(&dir, &trusted, &signer, &sig, ROOT_A);
+                assert!(reference, "{alg:?} {opts:?}");
+                assert_eq!(ours, Ok(()), "{alg:?} {opts:?}");
+            }
+        }
+        // The signer named by subject key identifier instead of issuer and serial (CMS only:
+        // PKCS#7, and so `openssl smime`, cannot express it).
+        for nocerts in [false, true] {
+            let opts = SignOpts {
+                keyid: true,
+                nocerts,
+                ..SignOpts::default()
+            };
+            let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &opts);
+            let reference = openssl_accepts(
+                &dir,
+                &sig,
+                ROOT_A.as_bytes(),
+                &signer.cert,
+                &VerifyOpts {
+                    certfile: Some(signer.cert.clone()),
+                    cms: true,
+                    ..VerifyOpts::default()
+                },
+            );
+            assert!(reference, "{alg:?} {opts:?}");
+            assert_eq!(ours(&trusted, &sig, ROOT_A), Ok(()), "{alg:?} {opts:?}");
+        }
+    }
+}
+
+#[test]
+fn the_verified_signer_is_reported_with_its_fingerprint() {
+    let dir = openssl::scratch("report");
+    let signer = self_signed(&dir, "reported", KeyAlg::P256, 1, &[]);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+    let v = trusting(&[&signer])
+        .verify(
+            &RootHashSignature::from_der(sig).unwrap(),
+            &root(ROOT_A),
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(v.subject, "CN=reported");
+    assert_eq!(v.issuer, None);
+    use sha2::Digest as _;
+    assert_eq!(
+        v.fingerprint,
+        hex::encode(sha2::Sha256::digest(signer.der()))
+    );
+}
+
+#[test]
+fn a_signature_over_another_root_hash_is_refused_and_openssl_agrees() {
+    let dir = openssl::scratch("wrong-hash");
+    for alg in [KeyAlg::Rsa, KeyAlg::P256] {
+        let signer = self_signed(&dir, &format!("s-{alg:?}"), alg, 1, &[]);
+        let trusted = trusting(&[&signer]);
+        for (noattr, smime) in [(false, false), (true, false), (false, true), (true, true)] {
+            let opts = SignOpts {
+                noattr,
+                smime,
+                ..SignOpts::default()
+            };
+            let sig = sign(&dir, ROOT_B.as_bytes(), &signer, &opts);
+            let (ours, reference) = both(&dir, &trusted, &signer, &sig, ROOT_A);
+            assert!(!reference, "openssl accepted a signature over another hash");
+            match ours {
+                // With signed attributes the messageDigest tells: other data was signed.
+                Err(SignatureError::WrongHash { root_hash }) if !noattr => {
+                    assert_eq!(root_hash, ROOT_A)
+                }
+                // Without, only the signature value can fail.
+                Err(SignatureError::BadSignature { root_hash, subject }) if noattr => {
+                    assert_eq!(root_hash, ROOT_A);
+                    assert_eq!(subject, format!("CN=s-{alg:?}"));
+                }
+                other => panic!("{alg:?} {opts:?}: {other:?}"),
+            }
+        }
+        // The upper-case hex of the same root hash is other data too: systemd signs lower case.
+        let sig = sign(
+            &dir,
+            ROOT_A.to_uppercase().as_bytes(),
+            &signer,
+            &SignOpts::default(),
+        );
+        assert!(matches!(
+            ours(&trusted, &sig, ROOT_A),
+            Err(SignatureError::WrongHash { .. })
+        ));
+    }
+}
+
+#[test]
+fn a_signature_by_another_signer_is_refused_and_openssl_agrees() {
+    let dir = openssl::scratch("wrong-signer");
+    let trusted_signer = self_signed(&dir, "trusted", KeyAlg::Rsa, 1, &[]);
+    let other = self_signed(&dir, "other", KeyAlg::Rsa, 1, &[]);
+    let trusted = trusting(&[&trusted_signer]);
+    for nocerts in [false, true] {
+        let opts = SignOpts {
+            nocerts,
+            ..SignOpts::default()
+        };
+        let sig = sign(&dir, ROOT_A.as_bytes(), &other, &opts);
+        let (ours, reference) = both(&dir, &trusted, &trusted_signer, &sig, ROOT_A);
+        assert!(!reference);
+        match ours {
+            Err(SignatureError::UntrustedSigner { signer }) => {
+                assert!(signer.contains("CN=other"), "{signer}")
+            }
+            other => panic!("{opts:?}: {other:?}"),
+        }
+    }
+    // No trusted signers at all: nothing can be trusted.
+    let sig = sign(&dir, ROOT_A.as_bytes(), &other, &SignOpts::default());
+    assert_eq!(
+        ours(&TrustedSigners::new(), &sig, ROOT_A),
+        Err(SignatureError::NoTrustedSigners)
+    );
+}
+
+#[test]
+fn a_forged_signer_identity_does_not_verify() {
+    // A signature by `other` whose certificate claims the trusted signer's issuer and serial:
+    // found as the trusted certificate, but its key does not verify the value.
+    let dir = openssl::scratch("forged");
+    let trusted_signer = self_signed(&dir, "victim", KeyAlg::P256, 1, &[]);
+    let forger_key = self_signed(&dir, "forger", KeyAlg::P256, 1, &[]);
+    let forged = Signer {
+        key: forger_key.key.clone(),
+        cert: dir.join("forged.crt"),
+    };
+    // Same subject (and so issuer) and serial as the victim, the forger's key.
+    let serial = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(&trusted_signer.cert)
+        .output()
+        .unwrap();
+    let serial = String::from_utf8(serial.stdout).unwrap();
+    let serial = serial.trim().trim_start_matches("serial=");
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-key"])
+        .arg(&forged.key)
+        .args(["-subj", "/CN=victim", "-days", "1", "-set_serial"])
+        .arg(format!("0x{serial}"))
+        .arg("-out")
+        .arg(&forged.cert)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let sig = sign(&dir, ROOT_A.as_bytes(), &forged, &SignOpts::default());
+    let trusted = trusting(&[&trusted_signer]);
+    let (ours, reference) = both(&dir, &trusted, &trusted_signer, &sig, ROOT_A);
+    assert!(!reference);
+    assert!(
+        matches!(ours, Err(SignatureError::BadSignature { .. })),
+        "{ours:?}"
+    );
+}
+
+#[test]
+fn an_expired_or_not_yet_valid_certificate_is_refused_and_openssl_agrees() {
+    let dir = openssl::scratch("expired");
+    let signer = self_signed(&dir, "shortlived", KeyAlg::Rsa, 1, &[]);
+    let trusted = trusting(&[&signer]);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+    let parsed = RootHashSignature::from_der(sig.clone()).unwrap();
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86400);
+    for (at, valid) in [(now, true), (now + 3 * day, false), (now - 3 * day, false)] {
+        let reference = openssl_accepts(
+            &dir,
+            &sig,
+            ROOT_A.as_bytes(),
+            &signer.cert,
+            &VerifyOpts {
+                attime: Some(epoch(at)),
+                ..VerifyOpts::default()
+            },
+        );
+        let ours = trusted.verify(&parsed, &root(ROOT_A), at);
+        assert_eq!(reference, valid, "openssl at {at:?}");
+        if valid {
+            assert!(ours.is_ok(), "{ours:?}");
+        } else {
+            match ours {
+                Err(SignatureError::CertificateNotValid { subject, .. }) => {
+                    assert_eq!(subject, "CN=shortlived")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_certificate_without_digital_signature_usage_is_refused() {
+    let dir = openssl::scratch("keyusage");
+    let enc_only = self_signed(&dir, "enc", KeyAlg::Rsa, 1, &["keyUsage=keyEncipherment"]);
+    let trusted = trusting(&[&enc_only]);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &enc_only, &SignOpts::default());
+    let err = ours(&trusted, &sig, ROOT_A).unwrap_err();
+    assert!(
+        matches!(&err, SignatureError::NotASigningCertificate { why, .. } if why.contains("digitalSignature")),
+        "{err:?}"
+    );
+    // openssl agrees once asked to check a signing purpose: `smimesign` refuses a key usage
+    // without digitalSignature or nonRepudiation. (`-purpose any` checks no key usage at all:
+    // there openssl accepts, which is the difference of rule this test pins down.)
+    let with = |purpose| {
+        openssl_accepts(
+            &dir,
+            &sig,
+            ROOT_A.as_bytes(),
+            &enc_only.cert,
+            &VerifyOpts {
+                purpose: Some(purpose),
+                ..VerifyOpts::default()
+            },
+        )
+    };
+    assert!(!with("smimesign"));
+    assert!(with("any"));
+
+    let signing = self_signed(&dir, "sig", KeyAlg::Rsa, 1, &["keyUsage=digitalSignature"]);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signing, &SignOpts::default());
+    let (ours, reference) = both(&dir, &trusting(&[&signing]), &signing, &sig, ROOT_A);
+    assert!(reference);
+    assert_eq!(ours, Ok(()));
+}
+
+#[test]
+fn extended_key_usage_must_allow_code_signing_or_any() {
+    let dir = openssl::scratch("eku");
+    for (eku, allowed) in [
+        ("extendedKeyUsage=codeSigning", true),
+        ("extendedKeyUsage=anyExtendedKeyUsage", true),
+        ("extendedKeyUsage=serverAuth", false),
+        ("extendedKeyUsage=emailProtection", false),
+    ] {
+        let cn = eku.trim_start_matches("extendedKeyUsage=");
+        let signer = self_signed(&dir, cn, KeyAlg::P256, 1, &[eku]);
+        let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+        let (ours, reference) = both(&dir, &trusting(&[&signer]), &signer, &sig, ROOT_A);
+        // `-purpose any` checks no extended key usage: openssl accepts all four; ours is
+        // the stricter rule of docs/trust.md.
+        assert!(reference, "{eku}");
+        if allowed {
+            assert_eq!(ours, Ok(()), "{eku}");
+        } else {
+            assert!(
+                matches!(&ours, Err(SignatureError::NotASigningCertificate { why, .. }) if why.contains("codeSigning")),
+                "{eku}: {ours:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unknown_critical_extension_is_refused_and_openssl_agrees() {
+    let dir = openssl::scratch("critical");
+    let signer = self_signed(
+        &dir,
+        "critical",
+        KeyAlg::Rsa,
+        1,
+        &["1.3.6.1.4.1.99999.1=critical,ASN1:UTF8String:hello"],
+    );
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+    let (ours, reference) = both(&dir, &trusting(&[&signer]), &signer, &sig, ROOT_A);
+    assert!(!reference);
+    assert!(
+        matches!(&ours, Err(SignatureError::NotASigningCertificate { why, .. }) if why.contains("1.3.6.1.4.1.99999.1")),
+        "{ours:?}"
+    );
+}
+
+#[test]
+fn a_signer_issued_by_a_trusted_ca_verifies_one_level_only() {
+    let dir = openssl::scratch("ca");
+    let ca = self_signed(
+        &dir,
+        "root-ca",
+        KeyAlg::Rsa,
+        2,
+        &["keyUsage=keyCertSign,cRLSign"],
+    );
+    let leaf_ext = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n";
+    let leaf = issued(&dir, "leaf", KeyAlg::P256, &ca, leaf_ext);
+    let trusted = trusting(&[&ca]);
+
+    // Embedded leaf, issued by the trusted CA: accepted by both.
+    let sig = sign(&dir, ROOT_A.as_bytes(), &leaf, &SignOpts::default());
+    assert!(openssl_accepts(
+        &dir,
+        &sig,
+        ROOT_A.as_bytes(),
+        &ca.cert,
+        &VerifyOpts::default()
+    ));
+    let v = trusted
+        .verify(
+            &RootHashSignature::from_der(sig).unwrap(),
+            &root(ROOT_A),
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(v.subject, "CN=leaf");
+    assert_eq!(v.issuer.as_deref(), Some("CN=root-ca"));
+
+    // The leaf not embedded: nobody can find it.
+    let opts = SignOpts {
+        nocerts: true,
+        ..SignOpts::default()
+    };
+    let sig = sign(&dir, ROOT_A.as_bytes(), &leaf, &opts);
+    assert!(!openssl_accepts(
+        &dir,
+        &sig,
+        ROOT_A.as_bytes(),
+        &ca.cert,
+        &VerifyOpts::default()
+    ));
+    assert!(matches!(
+        ours(&trusted, &sig, ROOT_A),
+        Err(SignatureError::UntrustedSigner { .. })
+    ));
+
+    // A CA without the CA flag (a plain signing certificate) does not issue signers.
+    let not_ca = self_signed(
+        &dir,
+        "not-a-ca",
+        KeyAlg::Rsa,
+        2,
+        &["basicConstraints=critical,CA:FALSE"],
+    );
+    let leaf2 = issued(&dir, "leaf2", KeyAlg::Rsa, &not_ca, leaf_ext);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &leaf2, &SignOpts::default());
+    assert!(!openssl_accepts(
+        &dir,
+        &sig,
+        ROOT_A.as_bytes(),
+        &not_ca.cert,
+        &VerifyOpts::default()
+    ));
+    let err = ours(&trusting(&[&not_ca]), &sig, ROOT_A).unwrap_err();
+    assert!(
+        matches!(&err, SignatureError::NotASigningCertificate { subject, why } if subject == "CN=not-a-ca" && why.contains("not a CA")),
+        "{err:?}"
+    );
+
+    // root CA → intermediate → leaf, intermediate embedded: openssl builds the chain and
+    // accepts; our rule is one level, so we refuse (the difference is deliberate).
+    let inter = issued(
+        &dir,
+        "intermediate",
+        KeyAlg::Rsa,
+        &ca,
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign\n",
+    );
+    let deep = issued(&dir, "deep-leaf", KeyAlg::Rsa, &inter, leaf_ext);
+    let opts = SignOpts {
+        certfile: Some(inter.cert.clone()),
+        ..SignOpts::default()
+    };
+    let sig = sign(&dir, ROOT_A.as_bytes(), &deep, &opts);
+    assert!(openssl_accepts(
+        &dir,
+        &sig,
+        ROOT_A.as_bytes(),
+        &ca.cert,
+        &VerifyOpts::default()
+    ));
+    assert!(matches!(
+        ours(&trusted, &sig, ROOT_A),
+        Err(SignatureError::UntrustedSigner { signer }) if signer.contains("CN=deep-leaf")
+    ));
+}
+
+#[test]
+fn garbage_and_truncated_signatures_are_malformed_and_openssl_agrees() {
+    let dir = openssl::scratch("garbage");
+    let signer = self_signed(&dir, "g", KeyAlg::Rsa, 1, &[]);
+    let trusted = trusting(&[&signer]);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+    let mut cases: Vec<Vec<u8>> = vec![
+        b"\x30\x03garbage".to_vec(),
+        vec![0x30; 64],
+        sig[..sig.len() / 2].to_vec(),
+        sig[..sig.len() - 1].to_vec(),
+    ];
+    // A flipped byte inside the DER length fields or in the middle.
+    let mut flipped = sig.clone();
+    flipped[1] ^= 0x01;
+    cases.push(flipped);
+    for (i, bad) in cases.iter().enumerate() {
+        let (ours, reference) = both(&dir, &trusted, &signer, bad, ROOT_A);
+        assert!(!reference, "case {i}");
+        assert!(
+            matches!(ours, Err(SignatureError::Malformed { .. })),
+            "case {i}: {ours:?}"
+        );
+    }
+    // Bytes after the DER: openssl ignores them and accepts; we refuse anything but exactly
+    // one DER structure (a deliberate difference: the signature must mean one thing).
+    let trailing = [&sig[..], b"\0"].concat();
+    let (ours, reference) = both(&dir, &trusted, &signer, &trailing, ROOT_A);
+    assert!(reference);
+    assert!(
+        matches!(&ours, Err(SignatureError::Malformed { why }) if why.contains("trailing")),
+        "{ours:?}"
+    );
+    // Not base64, and base64 of neither DER nor JSON.
+    assert!(matches!(
+        RootHashSignature::parse("not base64!"),
+        Err(SignatureError::Malformed { why }) if why.contains("base64")
+    ));
+    assert!(matches!(
+        RootHashSignature::parse(&STANDARD.encode("hello")),
+        Err(SignatureError::Malformed { .. })
+    ));
+    // Too large for the kernel's key payload, so refused for userspace too.
+    assert_eq!(
+        RootHashSignature::from_der(vec![0x30; 40000]),
+        Err(SignatureError::TooLarge { len: 40000 })
+    );
+}
+
+#[test]
+fn an_attached_signature_is_refused() {
+    let dir = openssl::scratch("attached");
+    let signer = self_signed(&dir, "att", KeyAlg::Rsa, 1, &[]);
+    let opts = SignOpts {
+        nodetach: true,
+        ..SignOpts::default()
+    };
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &opts);
+    assert!(matches!(
+        ours(&trusting(&[&signer]), &sig, ROOT_A),
+        Err(SignatureError::Malformed { why }) if why.contains("detached")
+    ));
+}
+
+#[test]
+fn the_verity_sig_envelope_is_accepted_and_checked() {
+    use sha2::Digest as _;
+    let dir = openssl::scratch("envelope");
+    let signer = self_signed(&dir, "env", KeyAlg::P256, 1, &[]);
+    let trusted = trusting(&[&signer]);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+    let fp = hex::encode(sha2::Sha256::digest(signer.der()));
+    let envelope = |root: &str, fp: Option<&str>| {
+        let mut j = serde_json::json!({"rootHash": root, "signature": STANDARD.encode(&sig)});
+        if let Some(f) = fp {
+            j["certificateFingerprint"] = f.into();
+        }
+        j.to_string()
+    };
+    let check = |json: &[u8]| {
+        let s = RootHashSignature::parse(&STANDARD.encode(json))?;
+        assert!(s.is_envelope());
+        trusted
+            .verify(&s, &root(ROOT_A), SystemTime::now())
+            .map(|_| ())
+    };
+    assert_eq!(check(envelope(ROOT_A, None).as_bytes()), Ok(()));
+    assert_eq!(check(envelope(ROOT_A, Some(&fp)).as_bytes()), Ok(()));
+    // Upper-case root hash, colon-separated upper-case fingerprint, NUL padding as systemd
+    // writes to the verity signature partition.
+    let colons = fp
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut padded = envelope(&ROOT_A.to_uppercase(), Some(&colons)).into_bytes();
+    padded.resize(4096, 0);
+    assert_eq!(check(&padded), Ok(()));
+
+    // The envelope names another root hash: refused before any cryptography. The signature
+    // inside is for the envelope's hash, so openssl refuses it for the volume's hash too.
+    let sig_b = sign(&dir, ROOT_B.as_bytes(), &signer, &SignOpts::default());
+    let json_b = serde_json::json!({"rootHash": ROOT_B, "signature": STANDARD.encode(&sig_b)});
+    let s = RootHashSignature::parse(&STANDARD.encode(json_b.to_string())).unwrap();
+    assert!(matches!(
+        trusted.verify(&s, &root(ROOT_A), SystemTime::now()),
+        Err(SignatureError::EnvelopeMismatch { field: "rootHash", value, .. }) if value == ROOT_B
+    ));
+    assert!(!openssl_accepts(
+        &dir,
+        &sig_b,
+        ROOT_A.as_bytes(),
+        &signer.cert,
+        &VerifyOpts::default()
+    ));
+
+    // A fingerprint of another certificate.
+    let other = "ab".repeat(32);
+    assert!(matches!(
+        check(envelope(ROOT_A, Some(&other)).as_bytes()),
+        Err(SignatureError::EnvelopeMismatch {
+            field: "certificateFingerprint",
+            ..
+        })
+    ));
+
+    // Malformed envelopes.
+    for bad in [
+        r#"{"rootHash": 5, "signature": ""}"#.to_owned(),
+        r#"{"signature": "MAA="}"#.to_owned(),
+        format!(r#"{{"rootHash": "{ROOT_A}", "signature": "%%%"}}"#),
+        format!(
+            r#"{{"rootHash": "xyz", "signature": "{}"}}"#,
+            STANDARD.encode(&sig)
+        ),
+        format!(
+            r#"{{"rootHash": "{ROOT_A}", "signature": "{}", "certificateFingerprint": "abc"}}"#,
+            STANDARD.encode(&sig)
+        ),
+        format!(
+            r#"{{"rootHash": "{ROOT_A}", "signature": "{}", "extra": 1}}"#,
+            STANDARD.encode(&sig)
+        ),
+        r#"{"rootHash": "#.to_owned(),
+    ] {
+        assert!(
+            matches!(
+                RootHashSignature::parse(&STANDARD.encode(&bad)),
+                Err(SignatureError::Malformed { .. })
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn an_unsigned_volume_is_refused_only_when_signatures_are_required() {
+    let t = TrustedSigners::new();
+    let now = SystemTime::now();
+    assert_eq!(t.check(None, &root(ROOT_A), false, now), Ok(None));
+    assert_eq!(
+        t.check(None, &root(ROOT_A), true, now),
+        Err(SignatureError::Unsigned {
+            root_hash: ROOT_A.to_owned()
+        })
+    );
+    // A signature that is present is verified even when none is required.
+    let s = RootHashSignature::from_der(b"\x30\x00".to_vec()).unwrap();
+    assert!(t.check(Some(&s), &root(ROOT_A), false, now).is_err());
+}
+
+#[test]
+fn unsupported_keys_are_refused_clearly() {
+    let dir = openssl::scratch("p384");
+    let signer = self_signed(&dir, "p384", KeyAlg::P384, 1, &[]);
+    let sig = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+    assert!(matches!(
+        ours(&trusting(&[&signer]), &sig, ROOT_A),
+        Err(SignatureError::Unsupported { what, .. }) if what.contains("curve")
+    ));
+}
+
+#[test]
+fn trusted_signer_pem_is_loaded_strictly_and_digested() {
+    use sha2::Digest as _;
+    let dir = openssl::scratch("pem");
+    let a = self_signed(&dir, "a", KeyAlg::Rsa, 1, &[]);
+    let b = self_signed(&dir, "b", KeyAlg::P256, 1, &[]);
+    let bundle = format!("Signers for layers\n{}\n{}", a.pem(), b.pem());
+    let mut t = TrustedSigners::new();
+    assert_eq!(
+        t.add_pem(&bundle, "initdata:verity-signers.pem").unwrap(),
+        2
+    );
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.material().len(), 1);
+    assert_eq!(
+        t.material()[0].sha256,
+        <[u8; 32]>::from(sha2::Sha256::digest(bundle.as_bytes()))
+    );
+    assert_eq!(
+        t.material()[0].to_string(),
+        format!(
+            "initdata:verity-signers.pem sha256:{}",
+            hex::encode(sha2::Sha256::digest(bundle.as_bytes()))
+        )
+    );
+
+    let key = std::fs::read_to_string(&a.key).unwrap();
+    let pem = a.pem();
+    let body_start = pem.find('\n').unwrap() + 1;
+    let mut corrupt = pem.clone();
+    corrupt.replace_range(body_start..body_start + 4, "!!!!");
+    let not_x509 = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        STANDARD.encode(b"\x30\x03\x02\x01\x01")
+    );
+    let cases = [
+        ("", "no CERTIFICATE"),
+        ("just text", "no CERTIFICATE"),
+        (key.as_str(), "PRIVATE KEY"),
+        (corrupt.as_str(), "does not decode"),
+        (&pem[..pem.len() / 2], "does not decode"),
+        (not_x509.as_str(), "not X.509"),
+    ];
+    for (text, why) in cases {
+        let mut t = TrustedSigners::new();
+        match t.add_pem(text, "signers.pem") {
+            Err(e @ SignatureError::Pem { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with("Invalid trusted signer PEM signers.pem: "),
+                    "{msg}"
+                );
+                assert!(msg.contains(why), "{msg} lacks {why}");
+            }
+            other => panic!("{why}: {other:?}"),
+        }
+        assert!(t.is_empty());
+    }
+}
