@@ -110,6 +110,11 @@ impl fmt::Display for KeyDescription {
 
 /// One volume's signature, loaded as a `user` key in this thread's keyring; unlinked on
 /// drop. Not `Send`: the key lives in this thread's keyring only.
+///
+/// ```compile_fail
+/// fn must_be_send<T: Send>() {}
+/// must_be_send::<kata_volume::trust::SignatureKey>();
+/// ```
 #[derive(Debug)]
 pub struct SignatureKey {
     ring: KeyRing,
