@@ -189,6 +189,31 @@ fn a_signature_over_another_root_hash_is_refused_and_openssl_agrees() {
 }
 
 #[test]
+fn a_signature_cannot_move_to_another_layer_or_another_algorithms_hash() {
+    // The hostile host replays layer B's valid signature for layer A, or presents a sha256
+    // signature for a sha512 or sha1 volume whose hex shares its leading digits.
+    let dir = openssl::scratch("replay");
+    let signer = self_signed(&dir, "replay", KeyAlg::Rsa, 1, &[]);
+    let trusted = trusting(&[&signer]);
+    let sig_b = sign(&dir, ROOT_B.as_bytes(), &signer, &SignOpts::default());
+    assert!(matches!(
+        ours(&trusted, &sig_b, ROOT_A),
+        Err(SignatureError::WrongHash { .. })
+    ));
+    assert_eq!(ours(&trusted, &sig_b, ROOT_B), Ok(()));
+    let sig_a = sign(&dir, ROOT_A.as_bytes(), &signer, &SignOpts::default());
+    let longer = Digest::from_hex(HashAlgorithm::Sha512, &format!("{ROOT_A}{ROOT_A}")).unwrap();
+    let shorter = Digest::from_hex(HashAlgorithm::Sha1, &ROOT_A[..40]).unwrap();
+    let parsed = RootHashSignature::from_der(sig_a).unwrap();
+    for other in [longer, shorter] {
+        assert!(matches!(
+            trusted.verify(&parsed, &other, SystemTime::now()),
+            Err(SignatureError::WrongHash { root_hash }) if root_hash == other.to_hex()
+        ));
+    }
+}
+
+#[test]
 fn a_signature_by_another_signer_is_refused_and_openssl_agrees() {
     let dir = openssl::scratch("wrong-signer");
     let trusted_signer = self_signed(&dir, "trusted", KeyAlg::Rsa, 1, &[]);

@@ -69,8 +69,27 @@ pub struct SignOpts {
     pub certfile: Option<PathBuf>,
 }
 
-/// A scratch directory under cargo's target tmpdir, fresh for each call.
-pub fn scratch(name: &str) -> PathBuf {
+/// A scratch directory under cargo's target tmpdir, removed on drop unless the test failed
+/// (then it is kept to look at).
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh scratch directory for each call.
+pub fn scratch(name: &str) -> Scratch {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "trust-{name}-{}-{}",
@@ -79,7 +98,7 @@ pub fn scratch(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn run(cmd: &mut Command) -> std::process::Output {
