@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Initdata, MaterialDigest, quote};
+use super::{Initdata, MaterialDigest, one_line, quote};
 use crate::verity::{Digest, HashAlgorithm};
 
 /// The key of the allowlist file inside an initdata document's `[data]`.
@@ -344,20 +344,4 @@ fn parse_digest(
         value: quote(hex),
         algorithm,
     })
-}
-
-/// A parser message on one line: toml's source diagrams (`1 | a =`, `  |   ^`) are dropped.
-pub(super) fn one_line(s: &str) -> String {
-    let diagram = |l: &str| {
-        let rest = l
-            .trim_start_matches(|c: char| c.is_ascii_digit())
-            .trim_start();
-        rest.starts_with('|')
-    };
-    let kept: Vec<&str> = s
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !diagram(l))
-        .collect();
-    kept.join(": ")
 }

@@ -25,8 +25,7 @@ use std::fmt;
 
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
-use super::allowlist::one_line;
-use super::{MaterialDigest, quote};
+use super::{MaterialDigest, one_line, quote};
 
 /// The one initdata version there is.
 pub const INITDATA_VERSION: &str = "0.1.0";

@@ -69,3 +69,19 @@ impl fmt::Display for MaterialDigest {
 fn quote(s: &str) -> String {
     crate::volume::truncate_for_error(s)
 }
+
+/// A parser message on one line: toml's source diagrams (`1 | a =`, `  |   ^`) are dropped.
+fn one_line(s: &str) -> String {
+    let diagram = |l: &str| {
+        let rest = l
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        rest.starts_with('|')
+    };
+    let kept: Vec<&str> = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !diagram(l))
+        .collect();
+    kept.join(": ")
+}
