@@ -25,6 +25,7 @@ pub mod resolve;
 #[cfg(feature = "service")]
 pub mod service;
 pub mod system;
+pub mod trust;
 pub mod verity;
 pub mod volume;
 
