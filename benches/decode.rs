@@ -67,7 +67,9 @@ fn resolved() -> Resolved {
 
 /// Parse, authorize and plan one request, as the manager does before it touches anything.
 fn pipeline(policy: &Policy, storage: &Storage) -> Option<Plan> {
-    let Request::Volume(req) = request::parse(storage, &policy.limits()).ok()?;
+    let Ok(Request::Volume(req)) = request::parse(storage, &policy.limits()) else {
+        return None;
+    };
     let auth = policy.authorize(&req).ok()?;
     plan(&auth, resolved()).ok()
 }
@@ -77,8 +79,11 @@ fn benches(c: &mut Criterion) {
     let storage = storage(&option);
     let policy = Policy::default();
     // Check once that the case is what it claims to be: a valid request with a verity plan.
-    let Request::Volume(req) = match request::parse(&storage, &policy.limits()) {
-        Ok(r) => r,
+    let req = match request::parse(&storage, &policy.limits()) {
+        Ok(Request::Volume(r)) => r,
+        Ok(other) => fail(&format!(
+            "the benchmark's request is not a volume: {other:?}"
+        )),
         Err(e) => fail(&format!("the benchmark's request is refused: {e}")),
     };
     match pipeline(&policy, &storage) {

@@ -48,6 +48,11 @@ pub enum PlanError {
     /// Table construction failed.
     #[error(transparent)]
     Verity(#[from] VerityError),
+    /// An overlay's options do not fit in the one page the kernel takes.
+    #[error(
+        "The overlay's lowerdir/upperdir/workdir options are {0} bytes, more than the kernel's 4095: use fewer or shorter layer paths"
+    )]
+    OverlayTooLong(usize),
 }
 
 /// The verity device to build.
@@ -241,4 +246,66 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
+}
+
+/// Longest mount data the kernel takes (one page).
+const MAX_MOUNT_DATA: usize = 4095;
+
+/// An overlay to mount: a container's rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayPlan {
+    /// The rootfs mount point, with its missing directories.
+    pub target: Target,
+    /// The upper and work directories, with theirs.
+    pub dirs: Vec<Target>,
+    /// The lower layers, top first.
+    pub lowers: Vec<PathBuf>,
+    /// Directories this overlay creates that hold its writes (upper, work): removed with
+    /// their contents when the overlay goes.
+    pub trees: Vec<PathBuf>,
+    /// `overlay` with its `lowerdir`/`upperdir`/`workdir`.
+    pub mount: MountSpec,
+}
+
+impl OverlayPlan {
+    /// The key of an overlay: its mount point.
+    pub fn key(&self) -> String {
+        format!("overlay:{}", self.target.path.display())
+    }
+
+    /// Every directory to create, outermost first, each once.
+    pub fn missing_dirs(&self) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = Vec::new();
+        for d in self.dirs.iter().chain([&self.target]) {
+            for m in &d.missing_dirs {
+                if !all.contains(m) {
+                    all.push(m.clone());
+                }
+            }
+        }
+        all
+    }
+}
+
+/// Plans an authorized overlay on what its paths are.
+pub fn plan_overlay(
+    auth: &crate::policy::AuthorizedOverlay,
+    resolved: crate::resolve::ResolvedOverlay,
+) -> Result<OverlayPlan, PlanError> {
+    if auth.mount.data.len() > MAX_MOUNT_DATA {
+        return Err(PlanError::OverlayTooLong(auth.mount.data.len()));
+    }
+    let trees = resolved
+        .dirs
+        .iter()
+        .filter(|d| !d.missing_dirs.is_empty())
+        .map(|d| d.path.clone())
+        .collect();
+    Ok(OverlayPlan {
+        target: resolved.target,
+        dirs: resolved.dirs,
+        lowers: auth.lowers.clone(),
+        trees,
+        mount: auth.mount.clone(),
+    })
 }

@@ -21,10 +21,7 @@ struct MemStore(Mutex<Option<State>>);
 
 impl StateStore for MemStore {
     fn load(&self) -> std::io::Result<State> {
-        Ok(self.0.lock().unwrap().clone().unwrap_or(State {
-            version: 1,
-            entries: vec![],
-        }))
+        Ok(self.0.lock().unwrap().clone().unwrap_or_else(State::empty))
     }
     fn save(&self, s: &State) -> std::io::Result<()> {
         *self.0.lock().unwrap() = Some(s.clone());

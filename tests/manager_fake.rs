@@ -32,10 +32,12 @@ impl MemStore {
 
 impl StateStore for MemStore {
     fn load(&self) -> io::Result<State> {
-        Ok(self.state.lock().unwrap().clone().unwrap_or(State {
-            version: 1,
-            entries: vec![],
-        }))
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(State::empty))
     }
     fn save(&self, state: &State) -> io::Result<()> {
         let n = self.saves.fetch_add(1, Ordering::SeqCst);

@@ -56,7 +56,10 @@ fn plan_json(
         ..Storage::default()
     };
     let Request::Volume(r) =
-        request::parse(&storage, &policy.limits()).map_err(|e| e.to_string())?;
+        request::parse(&storage, &policy.limits()).map_err(|e| e.to_string())?
+    else {
+        return Err("not a volume request".into());
+    };
     let auth = policy.authorize(&r).map_err(|e| e.to_string())?;
     let target = Target {
         path: r.mount_point.clone(),
@@ -463,7 +466,6 @@ fn plan_refusals() {
         VolumeType::LayerNydusBlock,
         VolumeType::ImageNydusFs,
         VolumeType::LayerNydusFs,
-        VolumeType::ImageGuestPull,
     ] {
         let json = format!(
             r#"{{"volume_type":"{t}","source":"/d","nydus_image":{{"config":"c"}},"image_pull":{{"metadata":{{"a":"b"}}}}}}"#

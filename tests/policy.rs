@@ -16,8 +16,10 @@ fn request(json: &str) -> VolumeRequest {
         mount_point: "/run/kata-containers/c1/layer".into(),
         ..Storage::default()
     };
-    let Request::Volume(r) = request::parse(&storage, &Policy::default().limits()).unwrap();
-    r
+    match request::parse(&storage, &Policy::default().limits()).unwrap() {
+        Request::Volume(r) => r,
+        other => panic!("not a volume request: {other:?}"),
+    }
 }
 
 #[test]

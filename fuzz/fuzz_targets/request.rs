@@ -18,7 +18,7 @@ struct MemStore(Mutex<Option<State>>);
 impl StateStore for MemStore {
     fn load(&self) -> std::io::Result<State> {
         let s = self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?;
-        Ok(s.clone().unwrap_or(State { version: 1, entries: Vec::new() }))
+        Ok(s.clone().unwrap_or_else(State::empty))
     }
     fn save(&self, state: &State) -> std::io::Result<()> {
         *self.0.lock().map_err(|_| std::io::Error::other("poisoned"))? = Some(state.clone());

@@ -13,12 +13,14 @@
 //! what exists is read back from the kernel.
 
 mod error;
+mod overlay;
 mod teardown;
 mod txn;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{ApplyError, Step};
+pub use overlay::{AppliedOverlay, apply_overlay, teardown_overlay};
 pub use teardown::{Known, Teardown, teardown};
 
 use crate::plan::{Plan, VerityPlan};
@@ -74,7 +76,7 @@ impl Applied {
     }
 }
 
-fn step(s: Step) -> impl FnOnce(SysError) -> ApplyError {
+pub(super) fn step(s: Step) -> impl FnOnce(SysError) -> ApplyError {
     move |source| ApplyError::Step {
         step: s,
         source,
@@ -285,7 +287,7 @@ fn ensure_node(
 
 /// Creates the missing directories (outermost first), recording their removal; one that
 /// appeared since the plan was made is left alone.
-fn make_dirs(
+pub(super) fn make_dirs(
     sys: &dyn System,
     txn: &mut Txn<'_>,
     missing: &[PathBuf],

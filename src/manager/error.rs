@@ -24,6 +24,8 @@ pub enum ErrorKind {
     ResourceExhausted,
     /// The system failed.
     Internal,
+    /// Not this component's business: handled elsewhere (an image the agent pulls).
+    NotHandledHere,
 }
 
 /// Why a manager operation failed: the pipeline step that refused, or the manager's own
@@ -71,6 +73,12 @@ pub enum ManagerError {
     /// The entry at the mount point kept changing while a remove waited for it.
     #[error("Mount point {} is busy: its volume kept changing during the removal; try again", shown(.0))]
     Busy(PathBuf),
+    /// An overlay asked of something that is not a manager (the CLI's `mount`): only a
+    /// manager knows which volumes it mounted.
+    #[error(
+        "A rootfs overlay is built by the daemon (or a VolumeManager), which knows the volumes it mounted"
+    )]
+    NeedsManager,
     /// The mount point is not managed here.
     #[error("No volume is mounted at {}", shown(.0))]
     NotFound(PathBuf),
@@ -108,9 +116,12 @@ impl ManagerError {
             // A size over the policy's limits is the policy's refusal.
             Self::Request(RequestError::TooLarge { .. } | RequestError::TooManyOptions { .. })
             | Self::Policy(_) => ErrorKind::PermissionDenied,
-            Self::Request(_) | Self::Plan(_) => ErrorKind::InvalidArgument,
+            Self::Request(RequestError::GuestPull) => ErrorKind::NotHandledHere,
+            Self::Request(_) | Self::Plan(_) | Self::NeedsManager => ErrorKind::InvalidArgument,
             Self::Resolve(e) => match e {
                 ResolveError::Sys { source, .. } if !source.is_not_found() => ErrorKind::Internal,
+                ResolveError::Policy(_) => ErrorKind::PermissionDenied,
+                ResolveError::Address(a) if !a.is_invalid_request() => ErrorKind::Internal,
                 _ => ErrorKind::InvalidArgument,
             },
             Self::Conflict { .. } => ErrorKind::AlreadyExists,

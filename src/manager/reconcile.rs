@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::state::{Entry, Phase, STATE_VERSION, State};
+use super::state::{Entry, Phase, State, StorageKind};
 use crate::apply;
 use crate::system::System;
 use crate::system::kernel::View;
@@ -30,38 +30,70 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
         View::default()
     });
     let mut keep: Vec<Entry> = Vec::new();
+    let mut dropped: Vec<Entry> = Vec::new();
     for e in saved.entries {
         let top = view.top_mount(&e.mount_point);
         let mounted_ours = match (&e.dm_name, top) {
             (Some(n), Some(m)) => view.device(n) == Some(m.dev),
+            (None, Some(m)) if e.kind == StorageKind::Overlay => m.fs_type == "overlay",
             (None, Some(_)) => true,
             (_, None) => false,
         };
-        if e.phase == Phase::Active && mounted_ours {
-            report.adopted += 1;
+        if matches!(e.phase, Phase::Active | Phase::Released) && mounted_ours {
             keep.push(e);
-            continue;
-        }
-        // Half set up, or gone: undo whatever of it is there.
-        report.dropped += 1;
-        // Never unmount what someone else mounted there since: then only our devices go.
-        let (target, dirs) = if mounted_ours || top.is_none() {
-            (e.mount_point.as_path(), e.created_dirs.clone())
         } else {
-            (Path::new(""), Vec::new())
-        };
-        if let Err(err) = apply::teardown(sys, target, &e.known(), &dirs) {
+            dropped.push(e);
+        }
+    }
+    // Overlays first (they hold their layers), then released layers no kept overlay uses.
+    dropped.sort_by_key(|e| e.kind != StorageKind::Overlay);
+    let unused = |e: &Entry, keep: &[Entry]| {
+        e.phase == Phase::Released
+            && !keep
+                .iter()
+                .any(|o| o.kind == StorageKind::Overlay && o.lowers.contains(&e.mount_point))
+    };
+    let (orphaned, kept): (Vec<Entry>, Vec<Entry>) =
+        keep.clone().into_iter().partition(|e| unused(e, &keep));
+    keep = kept;
+    report.adopted = keep.len();
+    for e in dropped.into_iter().chain(orphaned) {
+        report.dropped += 1;
+        if let Err(err) = undo(sys, &view, &e) {
             report.problems.push(crate::error_chain(&err));
         }
     }
     remove_orphans(sys, &keep, &mut report);
     (
         State {
-            version: STATE_VERSION,
             entries: keep,
+            ..State::empty()
         },
         report,
     )
+}
+
+/// Undoes whatever of an entry is there — never what someone else mounted there since
+/// (then only our devices go).
+fn undo(sys: &dyn System, view: &View, e: &Entry) -> Result<(), apply::ApplyError> {
+    let top = view.top_mount(&e.mount_point);
+    let ours = match (&e.dm_name, top) {
+        (_, None) => true,
+        (Some(n), Some(m)) => view.device(n) == Some(m.dev),
+        (None, Some(m)) => e.mounted_device.is_none_or(|d| d == m.dev),
+    };
+    let (target, dirs) = if ours {
+        (e.mount_point.as_path(), e.created_dirs.clone())
+    } else {
+        (Path::new(""), Vec::new())
+    };
+    if e.kind == StorageKind::Overlay {
+        if !ours {
+            return Ok(());
+        }
+        return apply::teardown_overlay(sys, target, e.mounted_device, &e.trees, &dirs).map(|_| ());
+    }
+    apply::teardown(sys, target, &e.known(), &dirs).map(|_| ())
 }
 
 /// Removes our dm devices that no kept entry accounts for and nothing mounts.

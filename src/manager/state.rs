@@ -27,6 +27,9 @@ pub enum Phase {
     /// Being torn down (written before the first system change; a teardown that failed
     /// leaves this behind, and the next add or start finishes it).
     Removing,
+    /// A volume whose removal was asked for while a rootfs (an overlay) still uses it as a
+    /// layer: still mounted, torn down when the last overlay using it goes.
+    Released,
 }
 
 /// One mount point the manager owns.
@@ -34,8 +37,10 @@ pub enum Phase {
 pub struct Entry {
     /// The mount point.
     pub mount_point: PathBuf,
-    /// The volume type (its wire name in the file).
-    pub volume_type: VolumeType,
+    /// What is mounted: a volume of a type, or an overlay (`volume_type` in the file: the
+    /// volume type's wire name, or `overlay`).
+    #[serde(rename = "volume_type")]
+    pub kind: StorageKind,
     /// The source as requested.
     pub source: String,
     /// What identifies the same volume on the same device (dm name, or the source identity).
@@ -55,6 +60,50 @@ pub struct Entry {
     pub created_dirs: Vec<PathBuf>,
     /// Phase.
     pub phase: Phase,
+    /// For an overlay: the mount points of its lower layers, top first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lowers: Vec<PathBuf>,
+    /// For an overlay: the directories holding its writes (upper, work) that it created,
+    /// removed with their contents when it goes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trees: Vec<PathBuf>,
+}
+
+/// What a mount point holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageKind {
+    /// A volume of this type.
+    Volume(VolumeType),
+    /// An overlay over volumes: a container's rootfs.
+    Overlay,
+}
+
+impl std::fmt::Display for StorageKind {
+    /// The volume type's wire name, or `overlay`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageKind::Volume(t) => t.fmt(f),
+            StorageKind::Overlay => f.write_str("overlay"),
+        }
+    }
+}
+
+impl Serialize for StorageKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StorageKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "overlay" {
+            return Ok(StorageKind::Overlay);
+        }
+        s.parse()
+            .map(StorageKind::Volume)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The whole state.
@@ -64,6 +113,47 @@ pub struct State {
     pub version: u32,
     /// Entries by mount point order.
     pub entries: Vec<Entry>,
+    /// Directories entries created that were still in use when those entries went (a
+    /// parent another entry's directory was in): removed once nothing needs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftover_dirs: Vec<PathBuf>,
+}
+
+impl State {
+    /// No entries, in the current format.
+    pub fn empty() -> Self {
+        Self {
+            version: STATE_VERSION,
+            entries: Vec::new(),
+            leftover_dirs: Vec::new(),
+        }
+    }
+
+    /// Directories to remove when `entry` goes: those it created, and earlier leftovers,
+    /// except any another entry still lies in; outermost first.
+    pub(super) fn dirs_to_remove(&self, entry: &Entry) -> Vec<PathBuf> {
+        let needed = |d: &PathBuf| {
+            self.entries
+                .iter()
+                .filter(|e| e.mount_point != entry.mount_point)
+                .flat_map(|e| {
+                    std::iter::once(&e.mount_point)
+                        .chain(&e.created_dirs)
+                        .chain(&e.trees)
+                })
+                .any(|p| p.starts_with(d))
+        };
+        let mut dirs: Vec<PathBuf> = entry
+            .created_dirs
+            .iter()
+            .chain(&self.leftover_dirs)
+            .filter(|d| !needed(d))
+            .cloned()
+            .collect();
+        dirs.sort_by_key(|d| d.components().count());
+        dirs.dedup();
+        dirs
+    }
 }
 
 /// Loads and saves the state.
@@ -126,10 +216,7 @@ impl StateStore for FileStore {
                 }
                 Ok(state)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State {
-                version: STATE_VERSION,
-                entries: Vec::new(),
-            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::empty()),
             Err(e) => Err(e),
         }
     }
@@ -150,4 +237,14 @@ impl StateStore for FileStore {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
+}
+
+/// Replaces the entry at `entry`'s mount point in `state`.
+pub(super) fn replace(state: &mut State, entry: Entry) {
+    for e in &mut state.entries {
+        if e.mount_point == entry.mount_point {
+            *e = entry;
+            return;
+        }
+    }
 }

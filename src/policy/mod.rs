@@ -7,15 +7,19 @@
 
 mod config;
 mod mount_options;
+mod overlay;
 mod pattern;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use config::{PolicyFileError, PolicyParseError};
 pub use mount_options::{DEFAULT_FS_OPTIONS, NEVER_ALLOWED, mount_spec};
+pub use overlay::{AuthorizedOverlay, Layer};
 pub use pattern::matches as pattern_matches;
 
+use crate::address::GuestAddress;
 use crate::request::{Limits, VolumeRequest, is_normal_absolute};
 use crate::system::MountSpec;
 use crate::verity::{VerityOption, VerityParams};
@@ -68,6 +72,26 @@ pub struct Policy {
     pub max_options: usize,
     /// Most volumes mounted at once.
     pub max_volumes: usize,
+    /// How long to wait for a hot-plugged disk named by its guest address (`"10s"`,
+    /// `"500ms"`).
+    #[serde(with = "duration_text")]
+    pub device_timeout: Duration,
+}
+
+/// A duration as the CLI writes it (`10`, `10s`, `500ms`), in policy files.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}ms", d.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::address::parse_timeout(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Policy {
@@ -99,6 +123,7 @@ impl Default for Policy {
             max_request_bytes: limits.max_request_bytes,
             max_options: limits.max_options,
             max_volumes: 1024,
+            device_timeout: crate::address::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -131,6 +156,16 @@ pub enum PolicyError {
     /// Root hash not in the trusted set.
     #[error("Root hash {0} is not trusted")]
     UntrustedRootHash(String),
+    /// An overlay's lower layer is not one of our volumes.
+    #[error(
+        "Lower layer {0} is not a volume mounted here: a rootfs is built only from verified volumes (unverified ones need the policy's allow_unverified)"
+    )]
+    UnknownLayer(String),
+    /// An overlay's lower layer is an unverified volume.
+    #[error(
+        "Lower layer {0} is an unverified volume: not allowed in a rootfs (policy allow_unverified)"
+    )]
+    UnverifiedLayer(String),
     /// A mount option the host may not pass.
     #[error("Invalid mount option {0:?}: not allowed")]
     MountOption(String),
@@ -141,8 +176,13 @@ pub enum PolicyError {
 pub struct Authorized {
     /// The volume's type.
     pub volume_type: VolumeType,
-    /// The source path (matches an allowed pattern).
-    pub source: String,
+    /// The source: a path that matches an allowed pattern, or a guest address whose disk
+    /// must match one once found ([`Policy::check_resolved_source`]).
+    pub source: GuestAddress,
+    /// The source patterns a disk found at a guest address must match.
+    pub allowed_sources: Vec<String>,
+    /// How long to wait for a disk at a guest address.
+    pub device_timeout: Duration,
     /// Whether the source may be a regular file (through a loop device).
     pub allow_file: bool,
     /// The mount point (lexically inside the mount root).
@@ -179,14 +219,18 @@ impl Policy {
             Some(p) => self.check_root_hash(p)?,
             None => {}
         }
-        self.check_source(&req.source)?;
+        if let GuestAddress::Path(p) = &req.source {
+            self.check_source(&p.to_string_lossy())?;
+        }
         self.check_mount_point(&req.mount_point)?;
         let allowed: Vec<&str> = self.allowed_fs_options.iter().map(String::as_str).collect();
         let mount = mount_spec(&req.fs_type, &req.options, &allowed)?;
         Ok(Authorized {
             volume_type: req.volume_type,
             source: req.source.clone(),
-            allow_file: self.allow_files,
+            allowed_sources: self.allowed_sources.clone(),
+            device_timeout: self.device_timeout,
+            allow_file: self.allow_files && matches!(req.source, GuestAddress::Path(_)),
             mount_point: req.mount_point.clone(),
             mount_root: self.mount_root.clone(),
             verity: req.verity.clone(),
@@ -225,6 +269,20 @@ impl Policy {
             o.push(VerityOption::RootHashSigKeyDesc(k.clone()));
         }
         o
+    }
+
+    /// The source patterns applied to a disk found at a guest address (its `/dev` node).
+    pub fn check_resolved_source(allowed: &[String], node: &str) -> Result<(), PolicyError> {
+        if allowed.iter().any(|p| pattern::matches(p, node)) {
+            return Ok(());
+        }
+        Err(PolicyError::Source {
+            value: truncate_for_error(node),
+            why: format!(
+                "the disk found at its guest address matches none of the allowed sources ({}; policy allowed_sources, --allowed-source)",
+                truncate_for_error(&allowed.join(" "))
+            ),
+        })
     }
 
     /// Checks a source path lexically: absolute, normal, matching an allowed pattern.

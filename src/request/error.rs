@@ -3,7 +3,7 @@
 use crate::volume::{VolumeError, VolumeType};
 
 /// A malformed request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// Larger than the limit.
     #[error("{what} is {size} bytes, more than the limit of {limit}")]
@@ -36,6 +36,61 @@ pub enum RequestError {
         /// The volume's.
         volume: String,
     },
+    /// A driver this crate does not know.
+    #[error(
+        "Unknown driver {0:?}: expected one of \"\" (a virtual volume), blk, mmioblk, scsi, nvdimm, blk-ccw, dmverity, overlayfs"
+    )]
+    UnknownDriver(String),
+    /// A Storage that mixes conventions.
+    #[error("Driver {driver:?} does not take {field}: the request mixes conventions")]
+    MixedShape {
+        /// The driver.
+        driver: String,
+        /// What it does not take.
+        field: &'static str,
+    },
+    /// A convention this crate does not mount.
+    #[error("Unsupported storage for driver {driver:?}: {why}")]
+    UnsupportedShape {
+        /// The driver.
+        driver: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// An option the driver does not know.
+    #[error("Unknown {field} item {value:?} for driver {driver}")]
+    UnknownOption {
+        /// The driver.
+        driver: &'static str,
+        /// `options` or `driver_options`.
+        field: &'static str,
+        /// The item (shortened).
+        value: String,
+    },
+    /// A required field of the driver is missing.
+    #[error("Missing {field} for driver {driver}")]
+    Missing {
+        /// The driver.
+        driver: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// A key given twice.
+    #[error("Duplicate {key}= in {field}: refused as ambiguous")]
+    Duplicate {
+        /// `options` or `driver_options`.
+        field: &'static str,
+        /// The key.
+        key: &'static str,
+    },
+    /// A guest address that does not parse.
+    #[error(transparent)]
+    Address(#[from] crate::address::AddressError),
+    /// An image the guest pulls itself: the agent's image pull handles it, not kata-volume.
+    #[error(
+        "image_guest_pull is handled by the agent's image pull, not by kata-volume: nothing was mounted"
+    )]
+    GuestPull,
     /// The request carries no volume option.
     #[error("No io.katacontainers.volume option in options or driver_options")]
     NoVolumeOption,

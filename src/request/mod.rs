@@ -1,16 +1,23 @@
 //! A storage request as the agent receives it ([`Storage`], mirroring the Kata agent's
 //! `Storage` message) and what it asks for, parsed once into a typed [`Request`]: the shape is
-//! recognised, the volume decoded and validated, the fields checked for form (sizes, paths).
+//! recognised by its `driver` ([`Shape`]: a virtual volume, the CCv0 runtime's `dmverity` and
+//! `overlayfs` drivers — see `docs/kata-runtime.md`), the volume decoded and validated, the
+//! fields checked for form (sizes, paths). Each shape is one small function of its own file.
 //! Pure: no policy (that is `policy`), no system.
 
 mod error;
+mod overlay;
+mod shape;
+mod volume;
 
 use std::path::PathBuf;
 
 pub use error::RequestError;
+pub use overlay::{CREATE_DIRECTORY, OverlayRequest};
+pub use shape::Shape;
+pub use volume::VolumeRequest;
 
-use crate::verity::VerityParams;
-use crate::volume::{self, Volume, VolumeType, truncate_for_error};
+use crate::volume::truncate_for_error;
 
 /// Longest path accepted in a request (Linux `PATH_MAX`).
 const MAX_PATH: usize = 4096;
@@ -73,6 +80,8 @@ impl Default for Limits {
 pub enum Request {
     /// Mount one block volume (verified or not).
     Volume(VolumeRequest),
+    /// Mount an overlay over volumes mounted before: a container's rootfs.
+    Overlay(OverlayRequest),
 }
 
 impl Request {
@@ -80,30 +89,13 @@ impl Request {
     pub fn mount_point(&self) -> &std::path::Path {
         match self {
             Request::Volume(v) => &v.mount_point,
+            Request::Overlay(o) => &o.mount_point,
         }
     }
 }
 
-/// One block volume to mount: everything downstream needs, checked for form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeRequest {
-    /// The volume's type (`direct_block`, `image_raw_block` or `layer_raw_block`).
-    pub volume_type: VolumeType,
-    /// The source to use: the request's `source`, else the volume's.
-    pub source: String,
-    /// Filesystem type (never empty).
-    pub fs_type: String,
-    /// Mount options asked for: the volume's, then the request's own (without the volume
-    /// option). Not yet checked against any allowlist.
-    pub options: Vec<String>,
-    /// dm-verity parameters; `None` for an unverified volume.
-    pub verity: Option<VerityParams>,
-    /// Where to mount: absolute, without `.`, `..` or empty components.
-    pub mount_point: PathBuf,
-}
-
-/// Parses a storage request: sizes first (nothing large is decoded), then the volume, then
-/// the other fields.
+/// Parses a storage request: sizes first (nothing large is decoded), then its shape (by
+/// `driver`, see [`Shape`]), then that shape's fields.
 pub fn parse(storage: &Storage, limits: &Limits) -> Result<Request, RequestError> {
     let size = storage.size();
     if size > limits.max_request_bytes {
@@ -120,68 +112,35 @@ pub fn parse(storage: &Storage, limits: &Limits) -> Result<Request, RequestError
             limit: limits.max_options,
         });
     }
-    let option = volume_option(storage)?;
-    if option.len() > limits.max_option_bytes {
-        return Err(RequestError::TooLarge {
-            what: "The volume option",
-            size: option.len(),
-            limit: limits.max_option_bytes,
-        });
-    }
-    let volume = Volume::parse(option)?;
     let mount_point = mount_point(&storage.mount_point)?;
     checked_path("source", &storage.source)?;
-    if !storage.fstype.is_empty() && volume.fs_type() != Some(storage.fstype.as_str()) {
-        return Err(RequestError::FsTypeMismatch {
-            fstype: truncate_for_error(&storage.fstype),
-            volume: volume.fs_type().unwrap_or_default().to_owned(),
-        });
+    match Shape::of(storage)? {
+        Shape::VirtualVolume => {
+            volume::virtual_volume(storage, limits, mount_point).map(Request::Volume)
+        }
+        Shape::DmVerity => volume::dm_verity(storage, mount_point).map(Request::Volume),
+        Shape::Overlay => overlay::parse(storage, mount_point).map(Request::Overlay),
+        Shape::GuestPull => Err(RequestError::GuestPull),
     }
-    let volume_type = volume.volume_type();
-    let (source, fs_type, volume_options, verity) = match volume {
-        Volume::RawBlock(r) => (r.source, r.fs_type, r.options, r.verity),
-        Volume::DirectBlock(d) if d.fs_type.is_empty() => {
-            return Err(RequestError::NoFsType(volume_type));
-        }
-        Volume::DirectBlock(d) => (d.source, d.fs_type, d.options, d.verity),
-        Volume::Nydus(_) | Volume::GuestPull(_) => {
-            return Err(RequestError::Unsupported(volume_type));
-        }
-    };
-    // The request's source is checked by the policy (allowed patterns) and by `resolve`.
-    let source = if storage.source.is_empty() {
-        source
-    } else {
-        storage.source.clone()
-    };
-    let mut options = volume_options;
-    options.extend(
-        storage
-            .options
-            .iter()
-            .filter(|o| !o.starts_with(volume::VOLUME_OPTION_PREFIX))
-            .cloned(),
-    );
-    Ok(Request::Volume(VolumeRequest {
-        volume_type,
-        source,
-        fs_type,
-        options,
-        verity,
-        mount_point,
-    }))
 }
 
-/// The one volume: in `options` or in `driver_options`, or in both byte for byte (two
-/// different volumes in one request would leave it to chance which one is mounted).
-fn volume_option(storage: &Storage) -> Result<&str, RequestError> {
-    let in_options = volume::find_volume_option(&storage.options)?;
-    let in_driver_options = volume::find_volume_option(&storage.driver_options)?;
-    match (in_options, in_driver_options) {
-        (Some(a), Some(b)) if a != b => Err(RequestError::TwoVolumes),
-        (Some(a), _) | (None, Some(a)) => Ok(a),
-        (None, None) => Err(RequestError::NoVolumeOption),
+/// The value of the one `key=` driver option, if present (twice is ambiguous: refused).
+fn driver_option<'s>(
+    storage: &'s Storage,
+    key: &'static str,
+) -> Result<Option<&'s str>, RequestError> {
+    let mut found = storage
+        .driver_options
+        .iter()
+        .filter_map(|o| o.strip_prefix(key)?.strip_prefix('='));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(RequestError::Duplicate {
+            field: "driver_options",
+            key,
+        });
     }
+    Ok(first)
 }
 
 /// A mount point must be an absolute, normal path (no `..`, no `.`, no empty components).

@@ -4,15 +4,18 @@
 //! host-shared directories, with the directories still to create. Changes nothing.
 
 mod mount_point;
+mod overlay;
 mod source;
 
 use crate::volume::shown;
 use std::path::PathBuf;
 
 pub use mount_point::{Target, mount_point};
+pub use overlay::{ResolvedOverlay, overlay};
 pub use source::{FileId, Source, source};
 
-use crate::policy::Authorized;
+use crate::address::{AddressError, GuestAddress};
+use crate::policy::{Authorized, Policy, PolicyError};
 use crate::system::SysError;
 use crate::verity::VerityParams;
 use crate::verity::superblock::{self, SUPERBLOCK_SIZE, SuperblockCheckError};
@@ -49,6 +52,12 @@ pub enum ResolveError {
     /// missing, different, or where none should be).
     #[error(transparent)]
     Superblock(#[from] SuperblockCheckError),
+    /// The disk at a guest address was not found (in time).
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// The disk found at a guest address is not one the policy allows.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     /// Looking at the system failed.
     #[error("Cannot inspect the {what}")]
     Sys {
@@ -73,7 +82,17 @@ pub fn resolve(
     auth: &Authorized,
 ) -> Result<Resolved, ResolveError> {
     let target = mount_point(sys, &auth.mount_root, &auth.mount_point)?;
-    let source = source(sys, &auth.source, auth.allow_file)?;
+    let source = match &auth.source {
+        GuestAddress::Path(p) => source(sys, &p.to_string_lossy(), auth.allow_file)?,
+        addr => {
+            // A hot-plugged disk: found (and waited for) by its address; the policy's source
+            // patterns apply to the node it turns out to be.
+            let node = sys.find_disk(addr, auth.device_timeout)?;
+            let node = node.to_string_lossy();
+            Policy::check_resolved_source(&auth.allowed_sources, &node)?;
+            source(sys, &node, false)?
+        }
+    };
     if let Some(params) = &auth.verity {
         check_hash_area(sys, params, &source)?;
     }

@@ -104,13 +104,14 @@ fn describe(r: &Request) -> (String, String) {
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |p| p.root_hash().to_hex()),
         ),
+        Request::Overlay(_) => ("overlay".to_owned(), "-".to_owned()),
     }
 }
 
 fn to_pb(v: MountedVolume) -> pb::Volume {
     pb::Volume {
         mount_point: v.mount_point.to_string_lossy().into_owned(),
-        volume_type: v.volume_type.as_str().to_owned(),
+        volume_type: v.kind.to_string(),
         source: v.source,
         dm_name: v.dm_name.map(|n| n.to_string()).unwrap_or_default(),
         root_hash: v.root_hash.map(|h| h.to_hex()).unwrap_or_default(),
@@ -166,7 +167,7 @@ impl KataVolume for Handler {
         match res {
             Ok(v) => {
                 info!(self.log, "AddStorage ok"; "method" => "AddStorage",
-                    "volume_type" => v.volume_type.as_str(),
+                    "volume_type" => %v.kind,
                     "root_hash" => v.root_hash.as_ref().map_or_else(|| "-".to_owned(), |h| h.to_hex()),
                     "mount_point" => %v.mount_point.display(), "result" => "OK",
                     "dm_name" => v.dm_name.as_ref().map_or("-", |n| n.as_str()), "refcount" => v.refcount,

@@ -12,6 +12,7 @@ pub fn code(kind: ErrorKind) -> ttrpc::Code {
         ErrorKind::AlreadyExists => ttrpc::Code::ALREADY_EXISTS,
         ErrorKind::ResourceExhausted => ttrpc::Code::RESOURCE_EXHAUSTED,
         ErrorKind::Internal => ttrpc::Code::INTERNAL,
+        ErrorKind::NotHandledHere => ttrpc::Code::UNIMPLEMENTED,
     }
 }
 

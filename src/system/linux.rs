@@ -20,8 +20,10 @@ use super::{
     parse_mountinfo,
 };
 use super::{DmName, MountFlags};
+use crate::address::{AddressError, DiskFinder, GuestAddress, NetlinkUevents, Resolved};
 use crate::verity::units::{Bytes, SECTOR_SIZE};
 use crate::verity::{TARGET_TYPE, VerityTable};
+use std::time::Duration;
 
 /// The device-mapper control node.
 const CONTROL: &str = "/dev/mapper/control";
@@ -403,6 +405,39 @@ impl System for LinuxSystem {
 
     fn remove_dir(&self, path: &Path) -> SysResult<()> {
         fs::remove_dir(path).map_err(io_err("remove directory", path.display()))
+    }
+
+    fn remove_tree(&self, path: &Path) -> SysResult<()> {
+        // Never below a mount: a mount inside would have its files deleted.
+        let inside = self.mounts()?.iter().any(|m| m.target.starts_with(path));
+        if inside {
+            return Err(SysError::new(
+                "remove directory tree",
+                path.display(),
+                io::Error::from_raw_os_error(nix::libc::EBUSY),
+            ));
+        }
+        // std's remove_dir_all opens each directory relative to its parent without following
+        // symlinks, so a symlink swapped in meanwhile cannot send it elsewhere.
+        fs::remove_dir_all(path).map_err(io_err("remove directory tree", path.display()))
+    }
+
+    fn find_disk(&self, addr: &GuestAddress, timeout: Duration) -> Result<PathBuf, AddressError> {
+        match DiskFinder::new().find(addr, timeout, &NetlinkUevents)? {
+            Resolved::Path(p) => Ok(p),
+            Resolved::Disk(d) if d.node_present => Ok(d.node),
+            Resolved::Disk(d) => {
+                // No devtmpfs: make the node the kernel announced (as udev would).
+                self.make_node(&d.node, d.devnum)
+                    .map_err(|e| AddressError::Node {
+                        address: addr.describe(),
+                        name: d.name.clone(),
+                        node: d.node.clone(),
+                        why: crate::error_chain(&e),
+                    })?;
+                Ok(d.node)
+            }
+        }
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> SysResult<Vec<u8>> {

@@ -14,12 +14,14 @@ mod vocab;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[cfg(feature = "fake")]
 pub use fake::{FakeSystem, Op, ROOT_MOUNT_ID, Snapshot};
 pub use linux::LinuxSystem;
 pub use mountinfo::{MountEntry, parse_mountinfo};
 
+use crate::address::{AddressError, GuestAddress};
 use crate::verity::VerityTable;
 use crate::verity::units::Bytes;
 pub use vocab::{DM_NAME_MAX, DM_NAME_PREFIX, DevNum, DmName, DmNameError, MountFlags, MountSpec};
@@ -188,6 +190,13 @@ pub trait System: Send + Sync {
     fn make_dir(&self, path: &Path) -> SysResult<bool>;
     /// Removes an empty directory.
     fn remove_dir(&self, path: &Path) -> SysResult<()>;
+    /// Removes a directory and everything in it (an overlay's upper and work directories),
+    /// never following a symlink; refused while anything is mounted inside.
+    fn remove_tree(&self, path: &Path) -> SysResult<()>;
+    /// The block device at a guest address: a path as it is, or the disk on its bus, waited
+    /// for up to `timeout` when it is not there yet (subscribe to uevents, then look). Where
+    /// `/dev` has no node for it (no devtmpfs, no udev), the node is made.
+    fn find_disk(&self, addr: &GuestAddress, timeout: Duration) -> Result<PathBuf, AddressError>;
     /// Reads up to `len` bytes of a block device or file from byte `offset` (fewer where it
     /// ends sooner).
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> SysResult<Vec<u8>>;

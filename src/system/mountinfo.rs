@@ -21,6 +21,8 @@ pub struct MountEntry {
     pub source: String,
     /// Per-mount options (`ro,nodev,…`).
     pub options: String,
+    /// The filesystem's own options (for an overlay: `lowerdir=…,upperdir=…`).
+    pub super_options: String,
 }
 
 /// Unescapes the kernel's octal escapes (`\040` for space, …).
@@ -64,6 +66,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let mut post = post.split(' ');
     let fs_type = post.next()?.to_owned();
     let source = unescape(post.next()?);
+    let super_options = unescape(post.next().unwrap_or_default());
     Some(MountEntry {
         id,
         parent,
@@ -75,6 +78,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
         fs_type,
         source,
         options,
+        super_options,
     })
 }
 
@@ -102,5 +106,6 @@ mod tests {
         assert_eq!(m[1].fs_type, "erofs");
         assert_eq!(m[1].source, "/dev/mapper/kata-volume-1");
         assert_eq!(m[1].options, "ro,nosuid,nodev");
+        assert_eq!(m[0].super_options, "rw,errors=continue");
     }
 }

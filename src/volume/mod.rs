@@ -11,6 +11,7 @@ pub use decode::{
     MAX_OPTION_BYTES, VOLUME_OPTION_PREFIX, decode, decode_base64, encode_option,
     find_volume_option,
 };
+pub(crate) use model::verity_params;
 pub use model::{DirectBlock, GuestPull, NydusVolume, RawBlock, Scope, Volume, VolumeType};
 pub use model::{shown, truncate as truncate_for_error, verity_info};
 pub use wire::{

@@ -159,25 +159,49 @@ impl KataVirtualVolume {
                 .transpose()?,
             dm_verity: f
                 .object("dm_verity")?
-                .map(|d| -> Result<_, VolumeError> {
-                    Ok(DmVerityInfo {
-                        hashtype: d.string("hashtype")?,
-                        hash: d.string("hash")?,
-                        blocknum: d.u64("blocknum")?,
-                        blocksize: d.u64("blocksize")?,
-                        hashsize: d.u64("hashsize")?,
-                        offset: d.u64("offset")?,
-                        salt: d.string("salt")?,
-                        hash_type: d
-                            .optional_u64("hash_type")?
-                            .map(|n| u32::try_from(n).map_err(|_| VerityError::HashVersion(n)))
-                            .transpose()?,
-                        no_superblock: d.optional_bool("no_superblock")?,
-                    })
-                })
+                .map(|d| verity_from(&d))
                 .transpose()?,
         })
     }
+}
+
+impl DmVerityInfo {
+    /// Parses a `DmVerityInfo` object given on its own (the CCv0 runtime's `verity_info=`
+    /// driver option), with the same rules as inside a volume; errors name `dm_verity.*`.
+    pub fn from_json_str(text: &str) -> Result<Self, VolumeError> {
+        if super::json::too_deep(text, super::json::MAX_DEPTH) {
+            return Err(VolumeError::Json(format!(
+                "nested deeper than {} levels",
+                super::json::MAX_DEPTH
+            )));
+        }
+        let object = Object::parse(text, VERITY).map_err(|e| VolumeError::Json(e.to_string()))?;
+        if matches!(object, Object::Null) {
+            return Err(VolumeError::FieldType {
+                field: "dm_verity".into(),
+                expected: "an object",
+                found: "null",
+            });
+        }
+        verity_from(&Fields::new("dm_verity", &object, VERITY)?)
+    }
+}
+
+fn verity_from(d: &Fields<'_, '_>) -> Result<DmVerityInfo, VolumeError> {
+    Ok(DmVerityInfo {
+        hashtype: d.string("hashtype")?,
+        hash: d.string("hash")?,
+        blocknum: d.u64("blocknum")?,
+        blocksize: d.u64("blocksize")?,
+        hashsize: d.u64("hashsize")?,
+        offset: d.u64("offset")?,
+        salt: d.string("salt")?,
+        hash_type: d
+            .optional_u64("hash_type")?
+            .map(|n| u32::try_from(n).map_err(|_| VerityError::HashVersion(n)))
+            .transpose()?,
+        no_superblock: d.optional_bool("no_superblock")?,
+    })
 }
 
 /// The fields of each object, as Go's struct tags spell them.

@@ -226,12 +226,41 @@ pub fn cases() -> Vec<Case> {
         let j = format!(
             r#"{{"volume_type":"{t}","source":"/dev/vdb","nydus_image":{{"config":"x"}},"image_pull":{{"metadata":{{"a":"b"}}}},"dm_verity":{{"hashtype":"sha256","hash":"{TRUSTED}","blocknum":4096,"blocksize":4096,"hashsize":4096,"offset":16777216}}}}"#
         );
+        // An image the guest pulls is the agent's business: its own answer, not "invalid".
+        let want = if t == "image_guest_pull" {
+            NotHandledHere
+        } else {
+            InvalidArgument
+        };
         add(
             &format!("unsupported {t}"),
             with(|s| s.options = vec![opt_of(&j)]),
-            InvalidArgument,
+            want,
         );
     }
+    add(
+        "image_guest_pull driver",
+        with(|s| {
+            s.driver = "image_guest_pull".into();
+            s.options.clear();
+        }),
+        NotHandledHere,
+    );
+    add(
+        "unknown driver",
+        with(|s| s.driver = "virtio-fs".into()),
+        InvalidArgument,
+    );
+    add(
+        "a volume option with the dmverity driver",
+        with(|s| s.driver = "dmverity".into()),
+        InvalidArgument,
+    );
+    add(
+        "a volume option with the overlayfs driver",
+        with(|s| s.driver = "overlayfs".into()),
+        InvalidArgument,
+    );
     for t in ["debugfs", "tmpfs", "proc", "btrfs", "vfat"] {
         let j = verity_json(TRUSTED, &format!(r#","fs_type":"{t}""#));
         add(

@@ -57,13 +57,16 @@ pub enum Op {
     ReadDevice,
     MountId,
     ReadAt,
+    FindDisk,
+    RemoveTree,
 }
 
 impl Op {
     /// Every operation that changes the system (the ones a transaction must undo).
-    pub const MUTATING: [Op; 12] = [
+    pub const MUTATING: [Op; 13] = [
         Op::MakeDir,
         Op::RemoveDir,
+        Op::RemoveTree,
         Op::DmCreate,
         Op::DmLoad,
         Op::DmResume,
@@ -104,9 +107,13 @@ struct State {
     dirs: BTreeSet<PathBuf>,
     loops: BTreeMap<PathBuf, (DevNum, PathBuf)>,
     mounts: Vec<MountEntry>,
+    /// The last anonymous device number given to an overlay mount.
+    next_anon: u32,
     /// The next mount's id (the root filesystem is mount [`ROOT_MOUNT_ID`]).
     next_mount_id: u64,
     corrupt: BTreeSet<String>,
+    /// Disks by guest address (canonical form): the node each one is, once plugged.
+    disks: BTreeMap<String, PathBuf>,
     /// Bytes written at offsets of a device node or file (everything else reads as zeros).
     contents: BTreeMap<PathBuf, Vec<(u64, Vec<u8>)>>,
     /// dm devices whose first read fails (a wrong root hash): `V` until mounted, then `C`.
@@ -213,6 +220,15 @@ impl FakeSystem {
         let mut s = self.lock();
         s.fail.clear();
         s.crash_after = None;
+    }
+
+    /// Plugs the disk `node` (a block device added before) at the guest address `address`
+    /// (canonical form, e.g. `02/01` or `2:1`): `find_disk` finds it from now on; until
+    /// then it times out at once, as a disk that never comes.
+    pub fn plug_disk(&self, address: &str, node: &str) {
+        self.lock()
+            .disks
+            .insert(address.to_owned(), PathBuf::from(node));
     }
 
     /// Puts `bytes` at `offset` of the device node or file `path` (what `read_at` returns;

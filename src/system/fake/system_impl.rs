@@ -3,7 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use nix::libc;
+
+use crate::address::{AddressError, GuestAddress};
 
 use super::super::{DmName, MountFlags};
 use super::{
@@ -215,8 +219,26 @@ impl System for FakeSystem {
         if !s.dirs.contains(target) {
             return Err(err("mount", what, libc::ENOENT));
         }
-        let Some(dev) = s.nodes.get(source).copied() else {
-            return Err(err("mount", what, libc::ENOENT));
+        let dev = if fs_type == "overlay" {
+            // An overlay has no device: an anonymous one. Its directories must exist.
+            let dirs = data
+                .split(',')
+                .filter_map(|o| o.split_once('='))
+                .filter(|(k, _)| matches!(*k, "lowerdir" | "upperdir" | "workdir"))
+                .flat_map(|(_, v)| v.split(':'));
+            if dirs.clone().any(|d| !s.dirs.contains(Path::new(d))) {
+                return Err(err("mount", what, libc::ENOENT));
+            }
+            s.next_anon += 1;
+            DevNum {
+                major: 0,
+                minor: 100 + s.next_anon,
+            }
+        } else {
+            let Some(dev) = s.nodes.get(source).copied() else {
+                return Err(err("mount", what, libc::ENOENT));
+            };
+            dev
         };
         let failing =
             s.dm.iter()
@@ -242,6 +264,7 @@ impl System for FakeSystem {
             fs_type: fs_type.to_owned(),
             source: source.display().to_string(),
             options,
+            super_options: data.to_owned(),
         });
         Ok(())
     }
@@ -334,6 +357,19 @@ impl System for FakeSystem {
         Ok(true)
     }
 
+    fn remove_tree(&self, path: &Path) -> SysResult<()> {
+        let mut s = self.enter(Op::RemoveTree, "remove directory tree", &path.display())?;
+        if s.mounts.iter().any(|m| m.target.starts_with(path)) {
+            return Err(err("remove directory tree", path.display(), libc::EBUSY));
+        }
+        if !s.dirs.contains(path) {
+            return Err(err("remove directory tree", path.display(), libc::ENOENT));
+        }
+        s.dirs.retain(|d| !d.starts_with(path));
+        s.files.retain(|f, _| !f.starts_with(path));
+        Ok(())
+    }
+
     fn remove_dir(&self, path: &Path) -> SysResult<()> {
         let mut s = self.enter(Op::RemoveDir, "remove directory", &path.display())?;
         if s.mounts.iter().any(|m| m.target == path) {
@@ -347,6 +383,23 @@ impl System for FakeSystem {
         } else {
             Err(err("remove directory", path.display(), libc::ENOENT))
         }
+    }
+
+    fn find_disk(&self, addr: &GuestAddress, timeout: Duration) -> Result<PathBuf, AddressError> {
+        let s = self
+            .enter(Op::FindDisk, "find disk", &addr.describe())
+            .map_err(|e| AddressError::Subscribe(e.source))?;
+        if let GuestAddress::Path(p) = addr {
+            return Ok(p.clone());
+        }
+        s.disks
+            .get(&addr.to_string())
+            .cloned()
+            .ok_or_else(|| AddressError::Timeout {
+                address: addr.describe(),
+                timeout,
+                last: "not plugged in the fake".into(),
+            })
     }
 
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> SysResult<Vec<u8>> {
