@@ -23,6 +23,7 @@ mod address;
 mod client;
 mod handler;
 mod log;
+mod options;
 pub mod proto;
 mod server;
 pub mod status;
@@ -31,4 +32,8 @@ pub use address::{Address, AddressError, DEFAULT_LISTEN, VSOCK_CID_ANY};
 pub use client::{ClientError, ClientOptions, VolumeClient};
 pub use handler::API_VERSION;
 pub use log::{LogFormat, discard, logger};
+pub use options::{
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_QUEUE_WAIT, ServeOptions, VSOCK_CID_HOST, VsockPeer, VsockPeerError, VsockPeers,
+};
 pub use server::{Bound, Listening, ServeError, bind, serve};

@@ -12,9 +12,9 @@ use std::time::Duration;
 use slog::{Logger, info, warn};
 use ttrpc::r#async::Server;
 
-use super::Address;
 use super::handler::{Handler, Inflight};
 use super::proto::kata_volume_ttrpc::create_kata_volume;
+use super::{Address, ServeOptions};
 use crate::manager::VolumeManager;
 
 /// Time given to the last responses to reach their sockets before connections close.
@@ -91,8 +91,18 @@ impl Bound {
         remove_socket(&self.addr, &self.log);
     }
 
-    /// Starts accepting requests for `manager` (or gives the address up, when it cannot).
+    /// Starts accepting requests for `manager` with the default [`ServeOptions`].
     pub async fn start(self, manager: Arc<VolumeManager>) -> Result<Listening, ServeError> {
+        self.start_with(manager, &ServeOptions::default()).await
+    }
+
+    /// Starts accepting requests for `manager` within `opts` (or gives the address up, when
+    /// it cannot).
+    pub async fn start_with(
+        self,
+        manager: Arc<VolumeManager>,
+        _opts: &ServeOptions,
+    ) -> Result<Listening, ServeError> {
         let Self { server, addr, log } = self;
         let handler = Arc::new(Handler {
             manager,

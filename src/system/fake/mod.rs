@@ -111,6 +111,8 @@ struct State {
     fail: Vec<(Op, usize, i32)>,
     /// After this many more mutating calls, every mutating call fails (a process that died).
     crash_after: Option<usize>,
+    /// Every call of this op first sleeps this long (outside the lock): a slow kernel.
+    delays: BTreeMap<Op, std::time::Duration>,
 }
 
 /// What exists in the fake, for "nothing left behind" assertions.
@@ -203,6 +205,12 @@ impl FakeSystem {
         self.lock().crash_after = Some(n);
     }
 
+    /// Makes every later call of `op` take `delay` first (a slow device or kernel), without
+    /// holding the fake's lock meanwhile: other calls go on.
+    pub fn delay(&self, op: Op, delay: std::time::Duration) {
+        self.lock().delays.insert(op, delay);
+    }
+
     /// Ends every injected failure and crash (the "restarted" process works again).
     pub fn clear_failures(&self) {
         let mut s = self.lock();
@@ -244,6 +252,10 @@ impl FakeSystem {
         name: &'static str,
         target: &dyn std::fmt::Display,
     ) -> SysResult<MutexGuard<'_, State>> {
+        let delay = self.lock().delays.get(&op).copied();
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         let mut s = self.lock();
         s.calls.push(op);
         let mut fail = None;
