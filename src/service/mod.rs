@@ -22,6 +22,7 @@
 mod address;
 mod client;
 mod handler;
+mod inflight;
 mod log;
 mod options;
 pub mod proto;

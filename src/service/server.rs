@@ -12,7 +12,8 @@ use std::time::Duration;
 use slog::{Logger, info, warn};
 use ttrpc::r#async::Server;
 
-use super::handler::{Handler, Inflight};
+use super::handler::Handler;
+use super::inflight::{Inflight, Slots};
 use super::proto::kata_volume_ttrpc::create_kata_volume;
 use super::{Address, ServeOptions};
 use crate::manager::VolumeManager;
@@ -101,13 +102,14 @@ impl Bound {
     pub async fn start_with(
         self,
         manager: Arc<VolumeManager>,
-        _opts: &ServeOptions,
+        opts: &ServeOptions,
     ) -> Result<Listening, ServeError> {
         let Self { server, addr, log } = self;
         let handler = Arc::new(Handler {
             manager,
             log: log.clone(),
-            inflight: Inflight::default(),
+            inflight: Arc::new(Inflight::default()),
+            slots: Slots::new(opts.max_in_flight, opts.max_queue_wait),
         });
         let mut server = server.register_service(create_kata_volume(handler.clone()));
         if let Err(e) = server.start().await {
