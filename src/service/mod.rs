@@ -28,6 +28,7 @@ mod options;
 pub mod proto;
 mod server;
 pub mod status;
+mod transport;
 
 pub use address::{Address, AddressError, DEFAULT_LISTEN, VSOCK_CID_ANY};
 pub use client::{ClientError, ClientOptions, VolumeClient};
@@ -38,3 +39,4 @@ pub use options::{
     DEFAULT_MAX_QUEUE_WAIT, ServeOptions, VSOCK_CID_HOST, VsockPeer, VsockPeerError, VsockPeers,
 };
 pub use server::{Bound, Listening, ServeError, bind, serve};
+pub use transport::{FRAME_HEADROOM, max_frame_bytes};

@@ -156,3 +156,39 @@ fn connections_over_the_cap_are_closed_and_those_under_it_work() {
     });
     assert!(free, "a connection's place was not given back");
 }
+
+#[test]
+fn a_connection_with_16_requests_in_progress_is_not_read_further_until_one_is_answered() {
+    let sys = fake(32);
+    sys.delay(Op::Mount, Duration::from_millis(500));
+    let opts = ServeOptions {
+        max_in_flight: 64,
+        ..ServeOptions::default()
+    };
+    let d = Daemon::start(sys, &opts);
+    let c = d.client();
+    let t = Instant::now();
+    let done = d.rt.block_on(async {
+        let tasks: Vec<_> = (0..32)
+            .map(|i| {
+                let (c, s) = (c.clone(), storage(i, &format!("{ROOT}/c{i}/rootfs")));
+                tokio::spawn(async move { c.add_storage(long(), &s).await })
+            })
+            .collect();
+        let mut done = 0;
+        for task in tasks {
+            task.await.unwrap().unwrap();
+            done += 1;
+        }
+        done
+    });
+    assert_eq!(done, 32);
+    // Sixteen at a time: the seventeenth is read only once one of the first is answered, so
+    // its mount (500 ms) starts 500 ms late. (All 32 at once take about 500 ms.)
+    assert!(
+        t.elapsed() >= Duration::from_millis(990),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(d.sys.snapshot().mounts.len(), 32);
+}
