@@ -127,6 +127,14 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Waits until `n` calls of `op` have begun (a slow call holds its slot from then on).
+fn begun(sys: &FakeSystem, op: Op, n: usize) {
+    assert!(
+        eventually(Duration::from_secs(10), || sys.count(op) >= n),
+        "{op:?} never began"
+    );
+}
+
 /// The service running in-process on a unix socket, its log captured; stopped on drop.
 struct Daemon {
     rt: Runtime,
@@ -232,16 +240,32 @@ fn status<T: std::fmt::Debug>(r: ttrpc::Result<T>) -> (ttrpc::Code, String) {
     }
 }
 
+/// Sends `storage(attempt)` with a 20 ms deadline until one attempt reaches the daemon's work
+/// (a call of `op` begins), and returns that attempt. Each gets DEADLINE_EXCEEDED. (A client
+/// whose deadline has passed before its writer runs — a loaded machine — never sends its
+/// request at all: that attempt is not the case under test, so another is made.)
+fn short_deadline_add(d: &Daemon, op: Op, storage: impl Fn(usize) -> pb::Storage) -> usize {
+    let c = d.client();
+    for attempt in 0..5 {
+        let before = d.sys.count(op);
+        let r =
+            d.rt.block_on(c.add_storage(within(Duration::from_millis(20)), &storage(attempt)));
+        assert_deadline(r);
+        if eventually(Duration::from_secs(2), || d.sys.count(op) > before) {
+            return attempt;
+        }
+    }
+    panic!("no request with a 20 ms deadline reached the daemon in 5 attempts");
+}
+
 #[test]
 fn a_short_deadline_keeps_the_log_line_the_mount_and_the_drain() {
     let sys = fake(1);
-    sys.delay(Op::Mount, Duration::from_millis(500));
+    sys.delay(Op::Mount, Duration::from_millis(1000));
     let mut d = Daemon::start(sys, &ServeOptions::default());
-    let c = d.client();
-    let mp = format!("{ROOT}/c1/rootfs");
-    assert_deadline(
-        d.rt.block_on(c.add_storage(within(Duration::from_millis(20)), &storage(0, &mp))),
-    );
+    let mp = |attempt| format!("{ROOT}/c{attempt}/rootfs");
+    let attempt = short_deadline_add(&d, Op::Mount, |a| storage(0, &mp(a)));
+    let mp = mp(attempt);
     assert!(!d.mounted(&mp), "the mount was meant to be still under way");
     // A shutdown started now waits for the mount in progress.
     d.stop();
@@ -263,14 +287,20 @@ fn a_refusal_after_the_deadline_is_still_logged() {
     sys.delay(Op::Stat, Duration::from_millis(300));
     sys.delay(Op::Lstat, Duration::from_millis(300));
     let d = Daemon::start(sys, &ServeOptions::default());
-    let c = d.client();
-    let mp = format!("{ROOT}/c1/rootfs");
-    let mut s = storage(0, &mp);
-    s.source = "/dev/vd7".into();
-    assert_deadline(d.rt.block_on(c.add_storage(within(Duration::from_millis(20)), &s)));
-    let found = eventually(Duration::from_secs(5), || {
+    let attempt = short_deadline_add(&d, Op::Lstat, |a| {
+        let mut s = storage(0, &format!("{ROOT}/c{a}/rootfs"));
+        s.source = "/dev/vd7".into();
+        s
+    });
+    let mp = format!("mount_point={ROOT}/c{attempt}/rootfs");
+    let found = eventually(Duration::from_secs(10), || {
         !d.logs
-            .matching(&["AddStorage refused", "result=INVALID_ARGUMENT", "/dev/vd7"])
+            .matching(&[
+                "AddStorage refused",
+                "result=INVALID_ARGUMENT",
+                "/dev/vd7",
+                &mp,
+            ])
             .is_empty()
     });
     assert!(found, "no log line for the refusal: {:#?}", d.logs.lines());
@@ -291,7 +321,7 @@ fn a_request_dropped_while_queued_never_runs() {
         let (c, s) = (c.clone(), storage(0, &a));
         d.rt.spawn(async move { c.add_storage(long(), &s).await })
     };
-    std::thread::sleep(Duration::from_millis(100));
+    begun(&d.sys, Op::Mount, 1);
     // The one slot is taken: this request waits, and its client gives up.
     assert_deadline(
         d.rt.block_on(c.add_storage(within(Duration::from_millis(100)), &storage(1, &b))),
@@ -322,7 +352,7 @@ fn a_full_daemon_answers_resource_exhausted_after_the_queue_wait() {
         let (c, s) = (c.clone(), storage(0, &format!("{ROOT}/a/rootfs")));
         d.rt.spawn(async move { c.add_storage(long(), &s).await })
     };
-    std::thread::sleep(Duration::from_millis(100));
+    begun(&d.sys, Op::Mount, 1);
     let t = Instant::now();
     let b = format!("{ROOT}/b/rootfs");
     let (code, msg) = status(d.rt.block_on(c.add_storage(long(), &storage(1, &b))));
@@ -354,6 +384,7 @@ fn one_full_read_per_device_at_a_time() {
         c.add_storage(long(), &storage(1, &mps[2])).await.unwrap();
     });
     sys.delay(Op::ReadDevice, Duration::from_millis(600));
+    let reads = sys.count(Op::ReadDevice);
     let check = |mp: &str, full_read: bool| pb::CheckRequest {
         mount_point: mp.to_owned(),
         full_read,
@@ -363,12 +394,12 @@ fn one_full_read_per_device_at_a_time() {
         let (c, req) = (c.clone(), check(&mps[0], true));
         d.rt.spawn(async move { c.check_storage(long(), &req).await })
     };
-    std::thread::sleep(Duration::from_millis(150));
+    begun(&sys, Op::ReadDevice, reads + 1);
     let t = Instant::now();
     let (code, msg) = status(d.rt.block_on(c.check_storage(long(), &check(&mps[1], true))));
     assert_eq!(code, ttrpc::Code::RESOURCE_EXHAUSTED, "{msg}");
     assert!(
-        t.elapsed() < Duration::from_millis(300),
+        t.elapsed() < Duration::from_millis(400),
         "answered after {:?}, not at once",
         t.elapsed()
     );

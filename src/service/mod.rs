@@ -2,8 +2,11 @@
 //! logs one line per request (volume type, root hash, mount point, result, duration — never
 //! the volume option, which may carry secrets), runs each manager call on a blocking thread,
 //! and maps [`ManagerError`](crate::manager::ManagerError) to a ttrpc status code with the
-//! error's message. The client side connects lazily and retries while the daemon cannot be
-//! reached. No decisions about volumes are made here.
+//! error's message. It bounds its load ([`ServeOptions`]): requests running at once, one full
+//! read per device (the manager's), and, under ttrpc, its own accept loop that admits
+//! connections (a cap, vsock peers) and guards them (frame size and time, idle time). The
+//! client side connects lazily and retries while the daemon cannot be reached. No decisions
+//! about volumes are made here.
 //!
 //! The API is `proto/kata_volume.proto` (service `katavolume.v1.KataVolume`); the generated
 //! messages, client and server glue are in [`proto`].

@@ -206,7 +206,8 @@ impl FakeSystem {
     }
 
     /// Makes every later call of `op` take `delay` first (a slow device or kernel), without
-    /// holding the fake's lock meanwhile: other calls go on.
+    /// holding the fake's lock meanwhile: other calls go on. The call is recorded (see
+    /// [`FakeSystem::count`]) when it begins, before its delay.
     pub fn delay(&self, op: Op, delay: std::time::Duration) {
         self.lock().delays.insert(op, delay);
     }
@@ -252,12 +253,16 @@ impl FakeSystem {
         name: &'static str,
         target: &dyn std::fmt::Display,
     ) -> SysResult<MutexGuard<'_, State>> {
-        let delay = self.lock().delays.get(&op).copied();
+        // Recorded before its delay, so a test sees a slow call as soon as it has begun.
+        let delay = {
+            let mut s = self.lock();
+            s.calls.push(op);
+            s.delays.get(&op).copied()
+        };
         if let Some(d) = delay {
             std::thread::sleep(d);
         }
         let mut s = self.lock();
-        s.calls.push(op);
         let mut fail = None;
         for f in s.fail.iter_mut().filter(|f| f.0 == op) {
             if f.1 == 0 {
