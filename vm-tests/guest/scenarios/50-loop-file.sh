@@ -8,8 +8,9 @@ trap '$KV umount "$MP" >/dev/null 2>&1' EXIT
 mkdir -p "$IMG_DIR"
 cat "$TARFS512_DISK" >"$IMG" || fail "cannot copy $TARFS512_DISK to $IMG"
 say "image file: $IMG, $(stat -c %s "$IMG") bytes"
-# The CLI applies the daemon's default policy: no file sources unless allowed.
-kv mount --json "$OPT_512" --device "$IMG" "$MP"
+# The CLI applies the daemon's default policy: no file sources unless allowed (even one an
+# allowed-source pattern matches).
+kv mount --json "$OPT_512" --device "$IMG" "$MP" --allowed-source "$IMG_DIR/*"
 [ "$KV_RC" = 1 ] || fail "a file source without --allow-files exited $KV_RC, expected 1"
 grep -q "file-backed volumes are not allowed" "$KV_ERR" || fail "no refusal message: $(cat "$KV_ERR")"
 [ -z "$(mounts_at "$MP")" ] && [ ! -e "$MP" ] || fail "the refused mount left $MP behind"
