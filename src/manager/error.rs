@@ -85,6 +85,17 @@ pub enum ManagerError {
     /// Too many volumes.
     #[error("Too many volumes: the limit is {0}")]
     TooMany(usize),
+    /// A full read of the volume's device is already running: one at a time per device.
+    #[error(
+        "A full read of {dm_name} (the device of {}) is already running; try again when it has finished",
+        shown(mount_point)
+    )]
+    ReadInProgress {
+        /// The dm device.
+        dm_name: String,
+        /// The mount point asked about.
+        mount_point: PathBuf,
+    },
     /// The policy's mount root is reached through a symlink: no mount could land there,
     /// since a mount point's real path must be the one asked for.
     #[error(
@@ -128,7 +139,7 @@ impl ManagerError {
             Self::UnfinishedRemoval { source, .. } => source.kind(),
             Self::Busy(_) => ErrorKind::ResourceExhausted,
             Self::NotFound(_) => ErrorKind::NotFound,
-            Self::TooMany(_) => ErrorKind::ResourceExhausted,
+            Self::TooMany(_) | Self::ReadInProgress { .. } => ErrorKind::ResourceExhausted,
             Self::State { .. } | Self::MountRoot { .. } => ErrorKind::Internal,
             Self::Apply(a) => match a {
                 ApplyError::MountPointBusy(_)

@@ -1,6 +1,7 @@
 //! Per-key locks: requests for the same volume (or the same mount point) are serialized,
 //! different ones run in parallel. A request takes all its keys at once, or waits, so two
-//! requests needing overlapping keys cannot deadlock.
+//! requests needing overlapping keys cannot deadlock; or tries, and goes without when one is
+//! held (a full read of a device already being read).
 
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -31,6 +32,17 @@ impl KeyedLocks {
         let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
         held.extend(keys.iter().cloned());
         Held { locks: self, keys }
+    }
+
+    /// Holds `keys` if none of them is held; `None` (without waiting) otherwise.
+    pub(crate) fn try_lock(&self, keys: &[&str]) -> Option<Held<'_>> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if keys.iter().any(|k| held.contains(*k)) {
+            return None;
+        }
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        held.extend(keys.iter().cloned());
+        Some(Held { locks: self, keys })
     }
 }
 

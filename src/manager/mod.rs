@@ -159,7 +159,9 @@ impl VolumeManager {
     }
 
     /// The verity status of the volume at `mount_point`; with `full_read`, reads the whole
-    /// device first so every block is verified.
+    /// device first so every block is verified. One full read of a device at a time: another
+    /// one asked for meanwhile (from any mount point of that device) is refused at once with
+    /// [`ManagerError::ReadInProgress`].
     pub fn check(&self, mount_point: &str, full_read: bool) -> Result<CheckResult, ManagerError> {
         let mount_point = request::mount_point(mount_point)?;
         let entry = self
@@ -178,6 +180,15 @@ impl VolumeManager {
         };
         let (mut bytes_read, mut read_error) = (None, None);
         if full_read {
+            // One full read per device at a time, the others answered at once: reads of a
+            // large device take long, and queued ones would hold every worker.
+            let _reading = self
+                .locks
+                .try_lock(&[&format!("read:{name}")])
+                .ok_or_else(|| ManagerError::ReadInProgress {
+                    dm_name: name.to_string(),
+                    mount_point: mount_point.clone(),
+                })?;
             match self.sys.read_device(Path::new(&name.node_path())) {
                 Ok(n) => bytes_read = Some(n),
                 Err(e) => read_error = Some(crate::error_chain(&e)),

@@ -1,13 +1,22 @@
 //! The `KataVolume` ttrpc methods: convert the message, run the manager call on a blocking
 //! thread, log one line, map the error to a status code. No decisions are made here.
+//!
+//! Everything after a request has a slot happens inside its blocking work — the manager call,
+//! the log line, the release of its slot and in-flight mark — because ttrpc drops a method's
+//! future at its client's deadline (or when the connection closes): the work still finishes
+//! (a mount is never left half done by a client's impatience), its line is still written,
+//! and shutdown's drain still waits for it. A request whose client gave up while it waited for
+//! a slot never started: nothing ran, nothing is logged.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use slog::{Logger, error, info, warn};
 use ttrpc::r#async::TtrpcContext;
 
+use super::inflight::{Inflight, NotStarted, Slots};
 use super::proto::kata_volume as pb;
 use super::proto::kata_volume_ttrpc::KataVolume;
 use super::status;
@@ -17,81 +26,44 @@ use crate::request::Request;
 /// The protocol version [`pb::VersionResponse::api_version`] reports.
 pub const API_VERSION: u32 = 1;
 
-/// Counts requests in flight; once draining, refuses new ones.
-#[derive(Default)]
-pub(super) struct Inflight {
-    state: Mutex<(usize, bool)>,
-    idle: tokio::sync::Notify,
-}
-
-/// Held while a request runs.
-pub(super) struct InflightGuard<'a>(&'a Inflight);
-
-impl Inflight {
-    fn enter(&self) -> ttrpc::Result<InflightGuard<'_>> {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.1 {
-            return Err(ttrpc::Error::RpcStatus(ttrpc::get_status(
-                ttrpc::Code::UNAVAILABLE,
-                "The daemon is shutting down",
-            )));
-        }
-        s.0 += 1;
-        Ok(InflightGuard(self))
-    }
-
-    /// Refuses new requests from now on and waits for those in flight to finish.
-    pub(super) async fn drain(&self) {
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            {
-                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                s.1 = true;
-                if s.0 == 0 {
-                    return;
-                }
-            }
-            idle.await;
-        }
-    }
-
-    /// How many requests are running.
-    pub(super) fn count(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).0
-    }
-}
-
-impl Drop for InflightGuard<'_> {
-    fn drop(&mut self) {
-        let mut s = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
-        s.0 = s.0.saturating_sub(1);
-        if s.0 == 0 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
+/// Longest value from a request written to a log line (in characters).
+const LOGGED_MAX: usize = 256;
 
 /// The service object registered with the ttrpc server.
 pub(super) struct Handler {
     pub(super) manager: Arc<VolumeManager>,
     pub(super) log: Logger,
-    pub(super) inflight: Inflight,
+    pub(super) inflight: Arc<Inflight>,
+    pub(super) slots: Slots,
 }
 
-/// Runs a blocking manager call off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ttrpc::Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ttrpc::Error::RpcStatus(ttrpc::get_status(
-            ttrpc::Code::INTERNAL,
-            format!("The request's worker failed: {e}"),
-        ))
-    })
+/// What the blocking work of a request gets.
+struct Work<'a> {
+    manager: &'a VolumeManager,
+    log: &'a Logger,
+    start: Instant,
 }
 
 fn micros(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A value from a request, safe for a log line: shortened, control characters escaped (a
+/// refused request may carry them, and text logs must not be forged).
+fn logged(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(LOGGED_MAX));
+    for (i, c) in s.chars().enumerate() {
+        if i == LOGGED_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Volume type and root hash of a parsed request, for the log line (never the option
@@ -121,21 +93,91 @@ fn to_pb(v: MountedVolume) -> pb::Volume {
     }
 }
 
+/// One failed request's line, at a level by its class: refusals warn, internal failures
+/// error. `kv` is (volume type, root hash, mount point), the mount point as the client sent it.
+fn log_failure(
+    log: &Logger,
+    method: &str,
+    kv: (&str, &str, &str),
+    code: ttrpc::Code,
+    msg: &str,
+    us: u64,
+) {
+    let (volume_type, root_hash, mount_point) = kv;
+    let mount_point = logged(mount_point);
+    if code == ttrpc::Code::INTERNAL {
+        error!(log, "{method} failed"; "method" => method, "volume_type" => volume_type,
+            "root_hash" => root_hash, "mount_point" => mount_point,
+            "result" => status::code_name(code), "error" => msg, "duration_us" => us);
+    } else {
+        warn!(log, "{method} refused"; "method" => method, "volume_type" => volume_type,
+            "root_hash" => root_hash, "mount_point" => mount_point,
+            "result" => status::code_name(code), "error" => msg, "duration_us" => us);
+    }
+}
+
+/// The status of a manager error, its line written.
+fn failed(w: &Work<'_>, method: &str, kv: (&str, &str, &str), e: &ManagerError) -> ttrpc::Error {
+    let code = status::code(e.kind());
+    log_failure(
+        w.log,
+        method,
+        kv,
+        code,
+        &status::message(e),
+        micros(w.start),
+    );
+    status::to_ttrpc(e)
+}
+
 impl Handler {
-    /// Logs a failed request at a level by its class: refusals warn, internal failures error.
-    fn log_failure(&self, method: &str, kv: (&str, &str, &str), e: &ManagerError, us: u64) {
-        let (volume_type, root_hash, mount_point) = kv;
-        let code = status::code(e.kind());
-        let msg = status::message(e);
-        if code == ttrpc::Code::INTERNAL {
-            error!(self.log, "{method} failed"; "method" => method, "volume_type" => volume_type,
-                "root_hash" => root_hash, "mount_point" => mount_point,
-                "result" => status::code_name(code), "error" => msg, "duration_us" => us);
-        } else {
-            warn!(self.log, "{method} refused"; "method" => method, "volume_type" => volume_type,
-                "root_hash" => root_hash, "mount_point" => mount_point,
-                "result" => status::code_name(code), "error" => msg, "duration_us" => us);
-        }
+    /// Runs `job` on the blocking pool once the request has a slot and is marked in flight;
+    /// both are moved into the job, so they end when the job ends. `mount_point` names the
+    /// request in the line written when it cannot start.
+    async fn run<T: Send + 'static>(
+        &self,
+        method: &'static str,
+        mount_point: &str,
+        job: impl FnOnce(&Work<'_>) -> ttrpc::Result<T> + Send + 'static,
+    ) -> ttrpc::Result<T> {
+        let start = Instant::now();
+        let started = match self.slots.acquire().await {
+            Ok(slot) => self.inflight.enter().map(|mark| (slot, mark)),
+            Err(e) => Err(e),
+        };
+        let held = match started {
+            Ok(held) => held,
+            Err(e) => return Err(self.not_started(method, mount_point, &e, start)),
+        };
+        let (manager, log) = (self.manager.clone(), self.log.clone());
+        tokio::task::spawn_blocking(move || {
+            let _held = held;
+            job(&Work {
+                manager: &manager,
+                log: &log,
+                start,
+            })
+        })
+        .await
+        .map_err(|e| {
+            ttrpc::Error::RpcStatus(ttrpc::get_status(
+                ttrpc::Code::INTERNAL,
+                format!("The request's worker failed: {e}"),
+            ))
+        })?
+    }
+
+    fn not_started(&self, method: &str, mp: &str, e: &NotStarted, start: Instant) -> ttrpc::Error {
+        let msg = e.to_string();
+        log_failure(
+            &self.log,
+            method,
+            ("-", "-", mp),
+            e.code(),
+            &msg,
+            micros(start),
+        );
+        ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), msg))
     }
 }
 
@@ -146,8 +188,7 @@ impl KataVolume for Handler {
         _ctx: &TtrpcContext,
         req: pb::Storage,
     ) -> ttrpc::Result<pb::Volume> {
-        let start = Instant::now();
-        let _guard = self.inflight.enter()?;
+        let mount_point = req.mount_point.clone();
         let storage = Storage {
             driver: req.driver,
             driver_options: req.driver_options,
@@ -156,31 +197,28 @@ impl KataVolume for Handler {
             options: req.options,
             mount_point: req.mount_point,
         };
-        let m = self.manager.clone();
-        let (storage, described, res) = blocking(move || {
-            let parsed = m.parse(&storage);
+        self.run("AddStorage", &mount_point, move |w| {
+            let parsed = w.manager.parse(&storage);
             let described = parsed.as_ref().ok().map(describe);
-            let r = parsed.and_then(|req| m.add(&req));
-            (storage, described, r)
+            match parsed.and_then(|req| w.manager.add(&req)) {
+                Ok(v) => {
+                    info!(w.log, "AddStorage ok"; "method" => "AddStorage",
+                        "volume_type" => %v.kind,
+                        "root_hash" => v.root_hash.as_ref().map_or_else(|| "-".to_owned(), |h| h.to_hex()),
+                        "mount_point" => %v.mount_point.display(), "result" => "OK",
+                        "dm_name" => v.dm_name.as_ref().map_or("-", |n| n.as_str()),
+                        "refcount" => v.refcount, "already_present" => v.already_present,
+                        "duration_us" => micros(w.start));
+                    Ok(to_pb(v))
+                }
+                Err(e) => {
+                    let (t, h) = described.unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
+                    let kv = (t.as_str(), h.as_str(), storage.mount_point.as_str());
+                    Err(failed(w, "AddStorage", kv, &e))
+                }
+            }
         })
-        .await?;
-        match res {
-            Ok(v) => {
-                info!(self.log, "AddStorage ok"; "method" => "AddStorage",
-                    "volume_type" => %v.kind,
-                    "root_hash" => v.root_hash.as_ref().map_or_else(|| "-".to_owned(), |h| h.to_hex()),
-                    "mount_point" => %v.mount_point.display(), "result" => "OK",
-                    "dm_name" => v.dm_name.as_ref().map_or("-", |n| n.as_str()), "refcount" => v.refcount,
-                    "already_present" => v.already_present, "duration_us" => micros(start));
-                Ok(to_pb(v))
-            }
-            Err(e) => {
-                let (t, h) = described.unwrap_or_else(|| ("-".to_owned(), "-".to_owned()));
-                let kv = (t.as_str(), h.as_str(), storage.mount_point.as_str());
-                self.log_failure("AddStorage", kv, &e, micros(start));
-                Err(status::to_ttrpc(&e))
-            }
-        }
+        .await
     }
 
     async fn remove_storage(
@@ -188,30 +226,22 @@ impl KataVolume for Handler {
         _ctx: &TtrpcContext,
         req: pb::RemoveRequest,
     ) -> ttrpc::Result<pb::RemoveResponse> {
-        let start = Instant::now();
-        let _guard = self.inflight.enter()?;
-        let m = self.manager.clone();
         let mp = req.mount_point;
-        let (mp, res) = blocking(move || {
-            let r = m.remove_storage(&mp);
-            (mp, r)
+        self.run("RemoveStorage", &mp.clone(), move |w| {
+            match w.manager.remove_storage(&mp) {
+                Ok(removed) => {
+                    info!(w.log, "RemoveStorage ok"; "method" => "RemoveStorage",
+                        "mount_point" => %Path::new(&mp).display(), "result" => "OK",
+                        "removed" => removed, "duration_us" => micros(w.start));
+                    Ok(pb::RemoveResponse {
+                        removed,
+                        ..Default::default()
+                    })
+                }
+                Err(e) => Err(failed(w, "RemoveStorage", ("-", "-", &mp), &e)),
+            }
         })
-        .await?;
-        match res {
-            Ok(removed) => {
-                info!(self.log, "RemoveStorage ok"; "method" => "RemoveStorage",
-                    "mount_point" => &mp, "result" => "OK", "removed" => removed,
-                    "duration_us" => micros(start));
-                Ok(pb::RemoveResponse {
-                    removed,
-                    ..Default::default()
-                })
-            }
-            Err(e) => {
-                self.log_failure("RemoveStorage", ("-", "-", &mp), &e, micros(start));
-                Err(status::to_ttrpc(&e))
-            }
-        }
+        .await
     }
 
     async fn list_storages(
@@ -219,16 +249,16 @@ impl KataVolume for Handler {
         _ctx: &TtrpcContext,
         _req: pb::ListRequest,
     ) -> ttrpc::Result<pb::ListResponse> {
-        let start = Instant::now();
-        let _guard = self.inflight.enter()?;
-        let m = self.manager.clone();
-        let list = blocking(move || m.list()).await?;
-        info!(self.log, "ListStorages ok"; "method" => "ListStorages", "result" => "OK",
-            "volumes" => list.len(), "duration_us" => micros(start));
-        Ok(pb::ListResponse {
-            volumes: list.into_iter().map(to_pb).collect(),
-            ..Default::default()
+        self.run("ListStorages", "-", |w| {
+            let list = w.manager.list();
+            info!(w.log, "ListStorages ok"; "method" => "ListStorages", "result" => "OK",
+                "volumes" => list.len(), "duration_us" => micros(w.start));
+            Ok(pb::ListResponse {
+                volumes: list.into_iter().map(to_pb).collect(),
+                ..Default::default()
+            })
         })
+        .await
     }
 
     async fn check_storage(
@@ -236,34 +266,26 @@ impl KataVolume for Handler {
         _ctx: &TtrpcContext,
         req: pb::CheckRequest,
     ) -> ttrpc::Result<pb::CheckResponse> {
-        let start = Instant::now();
-        let _guard = self.inflight.enter()?;
-        let m = self.manager.clone();
         let (mp, full) = (req.mount_point, req.full_read);
-        let (mp, res) = blocking(move || {
-            let r = m.check(&mp, full);
-            (mp, r)
-        })
-        .await?;
-        match res {
-            Ok(c) => {
-                info!(self.log, "CheckStorage ok"; "method" => "CheckStorage",
-                    "mount_point" => &mp, "result" => "OK", "status" => &c.status,
-                    "full_read" => full,
+        self.run("CheckStorage", &mp.clone(), move |w| {
+            match w.manager.check(&mp, full) {
+                Ok(c) => {
+                    info!(w.log, "CheckStorage ok"; "method" => "CheckStorage",
+                    "mount_point" => %Path::new(&mp).display(), "result" => "OK",
+                    "status" => &c.status, "full_read" => full,
                     "bytes_read" => %c.bytes_read.map_or_else(|| "-".to_owned(), |b| b.to_string()),
-                    "read_error" => c.read_error.as_deref(), "duration_us" => micros(start));
-                Ok(pb::CheckResponse {
-                    status: c.status,
-                    bytes_read: c.bytes_read.unwrap_or(0),
-                    read_error: c.read_error.unwrap_or_default(),
-                    ..Default::default()
-                })
+                    "read_error" => c.read_error.as_deref(), "duration_us" => micros(w.start));
+                    Ok(pb::CheckResponse {
+                        status: c.status,
+                        bytes_read: c.bytes_read.unwrap_or(0),
+                        read_error: c.read_error.unwrap_or_default(),
+                        ..Default::default()
+                    })
+                }
+                Err(e) => Err(failed(w, "CheckStorage", ("-", "-", &mp), &e)),
             }
-            Err(e) => {
-                self.log_failure("CheckStorage", ("-", "-", &mp), &e, micros(start));
-                Err(status::to_ttrpc(&e))
-            }
-        }
+        })
+        .await
     }
 
     async fn version(
@@ -271,7 +293,10 @@ impl KataVolume for Handler {
         _ctx: &TtrpcContext,
         _req: pb::VersionRequest,
     ) -> ttrpc::Result<pb::VersionResponse> {
-        let _guard = self.inflight.enter()?;
+        let _mark = self
+            .inflight
+            .enter()
+            .map_err(|e| ttrpc::Error::RpcStatus(ttrpc::get_status(e.code(), e.to_string())))?;
         Ok(pb::VersionResponse {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             api_version: API_VERSION,
@@ -284,29 +309,14 @@ impl KataVolume for Handler {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn drain_waits_for_requests_in_flight_and_refuses_new_ones() {
-        let inflight = Arc::new(Inflight::default());
-        let guard = inflight.enter().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let drained = {
-            let inflight = inflight.clone();
-            tokio::spawn(async move {
-                inflight.drain().await;
-                let _ = tx.send(());
-            })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(
-            !drained.is_finished(),
-            "drain returned with a request in flight"
-        );
-        match inflight.enter() {
-            Err(ttrpc::Error::RpcStatus(s)) => assert_eq!(s.code(), ttrpc::Code::UNAVAILABLE),
-            _ => panic!("a new request was accepted while draining"),
-        }
-        drop(guard);
-        rx.await.unwrap();
-        assert_eq!(inflight.count(), 0);
+    #[test]
+    fn logged_values_are_short_and_escaped() {
+        assert_eq!(logged("/run/kata-containers/c1"), "/run/kata-containers/c1");
+        let forged = logged("/run/x\nINFO forged\r\u{1b}[31m");
+        assert_eq!(forged, "/run/x\\nINFO forged\\r\\u{1b}[31m");
+        assert!(!forged.chars().any(char::is_control));
+        let long = logged(&"é".repeat(1000));
+        assert_eq!(long.chars().count(), LOGGED_MAX + 1);
+        assert!(long.ends_with('…'));
     }
 }

@@ -2,8 +2,11 @@
 //! logs one line per request (volume type, root hash, mount point, result, duration — never
 //! the volume option, which may carry secrets), runs each manager call on a blocking thread,
 //! and maps [`ManagerError`](crate::manager::ManagerError) to a ttrpc status code with the
-//! error's message. The client side connects lazily and retries while the daemon cannot be
-//! reached. No decisions about volumes are made here.
+//! error's message. It bounds its load ([`ServeOptions`]): requests running at once, one full
+//! read per device (the manager's), and, under ttrpc, its own accept loop that admits
+//! connections (a cap, vsock peers) and guards them (frame size and time, idle time). The
+//! client side connects lazily and retries while the daemon cannot be reached. No decisions
+//! about volumes are made here.
 //!
 //! The API is `proto/kata_volume.proto` (service `katavolume.v1.KataVolume`); the generated
 //! messages, client and server glue are in [`proto`].
@@ -22,13 +25,21 @@
 mod address;
 mod client;
 mod handler;
+mod inflight;
 mod log;
+mod options;
 pub mod proto;
 mod server;
 pub mod status;
+mod transport;
 
 pub use address::{Address, AddressError, DEFAULT_LISTEN, VSOCK_CID_ANY};
 pub use client::{ClientError, ClientOptions, VolumeClient};
 pub use handler::API_VERSION;
 pub use log::{LogFormat, discard, logger};
+pub use options::{
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_QUEUE_WAIT, ServeOptions, VSOCK_CID_HOST, VsockPeer, VsockPeerError, VsockPeers,
+};
 pub use server::{Bound, Listening, ServeError, bind, serve};
+pub use transport::{FRAME_HEADROOM, max_frame_bytes};

@@ -12,9 +12,11 @@ use std::time::Duration;
 use slog::{Logger, info, warn};
 use ttrpc::r#async::Server;
 
-use super::Address;
-use super::handler::{Handler, Inflight};
+use super::handler::Handler;
+use super::inflight::{Inflight, Slots};
 use super::proto::kata_volume_ttrpc::create_kata_volume;
+use super::transport::{self, RawListener};
+use super::{Address, ServeOptions};
 use crate::manager::VolumeManager;
 
 /// Time given to the last responses to reach their sockets before connections close.
@@ -40,7 +42,7 @@ pub enum ServeError {
     Listen {
         /// The address.
         addr: String,
-        /// What ttrpc reported.
+        /// What the system or ttrpc reported.
         why: String,
     },
 }
@@ -48,7 +50,7 @@ pub enum ServeError {
 /// A bound listener, not yet serving: bind before the slow start-up work, so that a second
 /// daemon on the same address fails before it touches anything.
 pub struct Bound {
-    server: Server,
+    listener: RawListener,
     addr: Address,
     log: Logger,
 }
@@ -61,23 +63,21 @@ pub struct Listening {
     log: Logger,
 }
 
-/// Binds `addr`. A unix socket file left by a daemon that died is replaced; one that a live
-/// daemon answers on is an error.
+/// Binds `addr` (inside a tokio runtime). A unix socket file left by a daemon that died is
+/// replaced; one that a live daemon answers on is an error.
 pub fn bind(addr: &Address, log: Logger) -> Result<Bound, ServeError> {
     if let Some(path) = addr.unix_path() {
         remove_stale_socket(path)?;
     }
-    let server = Server::new()
-        .bind(&addr.to_string())
-        .map_err(|e| listen_error(addr, &e))?;
+    let listener = transport::bind(addr).map_err(|e| listen_error(addr, &e))?;
     Ok(Bound {
-        server,
+        listener,
         addr: addr.clone(),
         log,
     })
 }
 
-fn listen_error(addr: &Address, e: &ttrpc::Error) -> ServeError {
+fn listen_error(addr: &Address, e: &dyn std::fmt::Display) -> ServeError {
     ServeError::Listen {
         addr: addr.to_string(),
         why: e.to_string(),
@@ -91,20 +91,47 @@ impl Bound {
         remove_socket(&self.addr, &self.log);
     }
 
-    /// Starts accepting requests for `manager` (or gives the address up, when it cannot).
+    /// Starts accepting requests for `manager` with the default [`ServeOptions`].
     pub async fn start(self, manager: Arc<VolumeManager>) -> Result<Listening, ServeError> {
-        let Self { server, addr, log } = self;
+        self.start_with(manager, &ServeOptions::default()).await
+    }
+
+    /// Starts accepting requests for `manager` within `opts` (or gives the address up, when
+    /// it cannot). Frames larger than the manager's policy allows for a request (plus room for
+    /// the protocol around it) close their connection.
+    pub async fn start_with(
+        self,
+        manager: Arc<VolumeManager>,
+        opts: &ServeOptions,
+    ) -> Result<Listening, ServeError> {
+        let Self {
+            listener,
+            addr,
+            log,
+        } = self;
+        let max_frame = transport::max_frame_bytes(manager.policy().max_request_bytes);
+        let listener = listener.into_listener(opts, max_frame, log.clone());
         let handler = Arc::new(Handler {
             manager,
             log: log.clone(),
-            inflight: Inflight::default(),
+            inflight: Arc::new(Inflight::default()),
+            slots: Slots::new(opts.max_in_flight, opts.max_queue_wait),
         });
-        let mut server = server.register_service(create_kata_volume(handler.clone()));
+        let mut server = Server::new()
+            .add_listener(listener)
+            .register_service(create_kata_volume(handler.clone()));
         if let Err(e) = server.start().await {
             remove_socket(&addr, &log);
             return Err(listen_error(&addr, &e));
         }
-        info!(log, "listening"; "addr" => %addr, "version" => env!("CARGO_PKG_VERSION"));
+        info!(log, "listening"; "addr" => %addr, "version" => env!("CARGO_PKG_VERSION"),
+            "max_in_flight" => opts.max_in_flight,
+            "max_queue_wait_s" => opts.max_queue_wait.as_secs_f64(),
+            "max_connections" => opts.max_connections,
+            "idle_timeout_s" => opts.idle_timeout.as_secs_f64(),
+            "frame_timeout_s" => opts.frame_timeout.as_secs_f64(),
+            "max_frame_bytes" => max_frame,
+            "vsock_peers" => %opts.vsock_peers);
         Ok(Listening {
             server,
             handler,

@@ -123,6 +123,33 @@ fn refusals_exit_1_naming_the_reason() {
 }
 
 #[test]
+fn serve_help_shows_the_limits_and_their_defaults() {
+    let o = cli(&["serve", "--help"], None);
+    assert!(o.status.success(), "{o:?}");
+    let help = stdout(&o);
+    for (flag, default) in [
+        ("--max-in-flight", "[default: 16]"),
+        ("--max-queue-wait", "[default: 60]"),
+        ("--max-connections", "[default: 32]"),
+        ("--idle-timeout", "[default: 300]"),
+        ("--frame-timeout", "[default: 10]"),
+    ] {
+        let at = help
+            .find(&format!("{flag} <"))
+            .unwrap_or_else(|| panic!("{flag}: {help}"));
+        let next = help[at..]
+            .find(default)
+            .unwrap_or_else(|| panic!("{flag}: {help}"));
+        assert!(
+            !help[at..at + next].contains("\n      --"),
+            "{flag}'s default: {help}"
+        );
+    }
+    assert!(help.contains("--allow-vsock-cid <CID>"), "{help}");
+    assert!(help.contains("the host (CID 2)"), "{help}");
+}
+
+#[test]
 fn bad_usage_exits_2_and_an_absent_daemon_1() {
     for args in [
         vec!["list"],
@@ -133,6 +160,23 @@ fn bad_usage_exits_2_and_an_absent_daemon_1() {
     ] {
         let o = cli(&args, None);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+    }
+    for (flag, value, why) in [
+        ("--allow-vsock-cid", "x", "Invalid vsock peer \"x\""),
+        ("--allow-vsock-cid", "-1", "Invalid vsock peer \"-1\""),
+        ("--max-in-flight", "0", "0 is not in 1..=4096"),
+        ("--max-connections", "0", "0 is not in 1..=65536"),
+        ("--idle-timeout", "0", "0 is not in 1..=86400"),
+        ("--frame-timeout", "0", "0 is not in 1..=3600"),
+        ("--max-queue-wait", "x", "invalid digit"),
+    ] {
+        let o = cli(&["serve", flag, value], None);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {o:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(flag) && err.contains(why),
+            "{flag} {value}: {err}"
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let real = std::fs::canonicalize(dir.path()).unwrap();

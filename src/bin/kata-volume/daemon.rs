@@ -7,10 +7,14 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use kata_volume::manager::{FileStore, ManagerOptions, Reconciled, VolumeManager};
 use kata_volume::policy::Policy;
-use kata_volume::service::{self, Address, DEFAULT_LISTEN, LogFormat};
+use kata_volume::service::{
+    self, Address, DEFAULT_LISTEN, LogFormat, ServeOptions, VsockPeer, VsockPeers,
+};
 use kata_volume::system::LinuxSystem;
 use nix::fcntl::{Flock, FlockArg};
 use slog::{Logger, error, info, warn};
@@ -21,7 +25,8 @@ use crate::output::error_chain;
 
 /// Run the guest daemon (root): serve AddStorage/RemoveStorage/ListStorages/CheckStorage.
 ///
-/// Listens on vsock port 1025 of any CID by default (the Kata agent has 1024). State is kept
+/// Listens on vsock port 1025 by default (the Kata agent has 1024), for the host (CID 2)
+/// alone unless --allow-vsock-cid widens it. State is kept
 /// in DIR/volumes.json and reconciled with the kernel at start, so a daemon killed at any
 /// moment and restarted leaks nothing. On SIGTERM/SIGINT, requests in flight finish; the
 /// mounts stay for the next daemon unless --unmount-on-exit is given.
@@ -30,7 +35,7 @@ use crate::output::error_chain;
     kata-volume serve\n  \
     kata-volume serve --listen tcp://127.0.0.1:7000 --state-dir /run/kata-volume")]
 pub struct ServeArgs {
-    /// Where to listen: vsock://CID:PORT (-1: any CID), unix:///path or tcp://IP:PORT.
+    /// Where to listen: vsock://CID:PORT (-1: any local CID), unix:///path or tcp://IP:PORT.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: Address,
     /// The folder for the state file (created, mode 0700).
@@ -48,8 +53,53 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FORMAT", default_value = "auto",
           value_parser = ["auto", "json", "text"])]
     log_format: String,
+    /// Requests run at once; more wait for a slot, at most --max-queue-wait seconds (and
+    /// their client's deadline), then get RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = service::DEFAULT_MAX_IN_FLIGHT,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    max_in_flight: usize,
+    /// Longest wait for a slot, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = service::DEFAULT_MAX_QUEUE_WAIT.as_secs(),
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=86400))]
+    max_queue_wait: u64,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, value_name = "N", default_value_t = service::DEFAULT_MAX_CONNECTIONS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=65536))]
+    max_connections: usize,
+    /// Close a connection that receives nothing for this many seconds while none of its
+    /// requests is in progress.
+    #[arg(long, value_name = "SECS", default_value_t = service::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=86400))]
+    idle_timeout: u64,
+    /// Close a connection whose frame has not arrived whole this many seconds after its first
+    /// byte (a frame larger than the policy's max_request_bytes plus 64 KiB closes it at once).
+    #[arg(long, value_name = "SECS", default_value_t = service::DEFAULT_FRAME_TIMEOUT.as_secs(),
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=3600))]
+    frame_timeout: u64,
+    /// Also accept vsock connections from this CID, or from any peer with 'any'; repeatable.
+    /// Only the host (CID 2) is accepted otherwise.
+    #[arg(
+        long = "allow-vsock-cid",
+        value_name = "CID",
+        allow_hyphen_values = true
+    )]
+    allow_vsock_cids: Vec<VsockPeer>,
     #[command(flatten)]
     policy: crate::policy_args::PolicyArgs,
+}
+
+impl ServeArgs {
+    /// The daemon's limits on work and connections.
+    fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            max_in_flight: self.max_in_flight,
+            max_queue_wait: Duration::from_secs(self.max_queue_wait),
+            max_connections: self.max_connections,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            frame_timeout: Duration::from_secs(self.frame_timeout),
+            vsock_peers: VsockPeers::widened(&self.allow_vsock_cids),
+        }
+    }
 }
 
 /// Takes the state folder for this process: a second daemon on it would corrupt the state.
@@ -117,7 +167,13 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     };
     log_start(&log, &policy, &args.state_dir, &report);
     let manager = Arc::new(manager);
-    runtime.block_on(serve_until_signalled(bound, manager.clone(), log.clone()))?;
+    let opts = args.serve_options();
+    runtime.block_on(serve_until_signalled(
+        bound,
+        manager.clone(),
+        &opts,
+        log.clone(),
+    ))?;
     drop(runtime);
     if args.unmount_on_exit {
         unmount_all(&manager, &log)
@@ -167,6 +223,7 @@ fn log_start(log: &Logger, policy: &Policy, state_dir: &Path, report: &Reconcile
 async fn serve_until_signalled(
     bound: service::Bound,
     manager: Arc<VolumeManager>,
+    opts: &ServeOptions,
     log: Logger,
 ) -> Result<(), CliError> {
     let sig =
@@ -180,7 +237,7 @@ async fn serve_until_signalled(
     };
     let shutdown = signalled(term, int, log);
     let listening = bound
-        .start(manager)
+        .start_with(manager, opts)
         .await
         .map_err(|e| CliError::Failed(error_chain(&e)))?;
     listening.run(shutdown).await;

@@ -123,6 +123,8 @@ struct State {
     fail: Vec<(Op, usize, i32)>,
     /// After this many more mutating calls, every mutating call fails (a process that died).
     crash_after: Option<usize>,
+    /// Every call of this op first sleeps this long (outside the lock): a slow kernel.
+    delays: BTreeMap<Op, std::time::Duration>,
 }
 
 /// What exists in the fake, for "nothing left behind" assertions.
@@ -215,6 +217,13 @@ impl FakeSystem {
         self.lock().crash_after = Some(n);
     }
 
+    /// Makes every later call of `op` take `delay` first (a slow device or kernel), without
+    /// holding the fake's lock meanwhile: other calls go on. The call is recorded (see
+    /// [`FakeSystem::count`]) when it begins, before its delay.
+    pub fn delay(&self, op: Op, delay: std::time::Duration) {
+        self.lock().delays.insert(op, delay);
+    }
+
     /// Ends every injected failure and crash (the "restarted" process works again).
     pub fn clear_failures(&self) {
         let mut s = self.lock();
@@ -282,8 +291,16 @@ impl FakeSystem {
         name: &'static str,
         target: &dyn std::fmt::Display,
     ) -> SysResult<MutexGuard<'_, State>> {
+        // Recorded before its delay, so a test sees a slow call as soon as it has begun.
+        let delay = {
+            let mut s = self.lock();
+            s.calls.push(op);
+            s.delays.get(&op).copied()
+        };
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         let mut s = self.lock();
-        s.calls.push(op);
         let mut fail = None;
         for f in s.fail.iter_mut().filter(|f| f.0 == op) {
             if f.1 == 0 {
