@@ -20,6 +20,7 @@
 //! ```
 
 mod address;
+mod batch;
 mod client;
 mod handler;
 mod log;
@@ -28,6 +29,7 @@ mod server;
 pub mod status;
 
 pub use address::{Address, AddressError, DEFAULT_LISTEN, VSOCK_CID_ANY};
+pub use batch::{AddStoragesError, storage_message};
 pub use client::{ClientError, ClientOptions, VolumeClient};
 pub use handler::API_VERSION;
 pub use log::{LogFormat, discard, logger};
