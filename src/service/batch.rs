@@ -15,7 +15,10 @@ use crate::request::Storage;
 
 /// Why [`VolumeClient::add_storages`] failed: which Storage, why, and what was undone.
 #[derive(Debug, thiserror::Error)]
-#[error("Storage {index} of {total} (mount point {mount_point}) failed{}", rollback_note(.removed, .kept, .not_removed))]
+#[error(
+    "Storage {index} of {total} (mount point {mount_point}) failed{}",
+    rollback_note(.removed, .kept, .not_removed)
+)]
 pub struct AddStoragesError {
     /// Which Storage failed, counted from 1.
     pub index: usize,
@@ -46,11 +49,10 @@ fn rollback_note(
         1 => notes.push("the 1 Storage added before it was removed".to_owned()),
         n => notes.push(format!("the {n} Storages added before it were removed")),
     }
-    if !kept.is_empty() {
-        notes.push(format!(
-            "{} already there before was left as it was",
-            kept.len()
-        ));
+    match kept.len() {
+        0 => {}
+        1 => notes.push("1 already there before was left as it was".to_owned()),
+        n => notes.push(format!("{n} already there before were left as they were")),
     }
     for (mp, e) in not_removed {
         notes.push(format!(
@@ -114,5 +116,28 @@ impl VolumeClient {
                 Err(e) => failure.not_removed.push((v.mount_point.clone(), e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rollback_note;
+
+    #[test]
+    fn the_note_says_what_was_undone() {
+        let mps = |n: usize| (0..n).map(|i| format!("/m{i}")).collect::<Vec<_>>();
+        assert_eq!(
+            rollback_note(&[], &[], &[]),
+            " (nothing was added before it)"
+        );
+        assert_eq!(
+            rollback_note(&[], &mps(2), &[]),
+            " (nothing was added before it; 2 already there before were left as they were)"
+        );
+        assert_eq!(
+            rollback_note(&mps(3), &mps(1), &[]),
+            " (the 3 Storages added before it were removed; 1 already there before was left \
+             as it was)"
+        );
     }
 }
