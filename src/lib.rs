@@ -17,6 +17,7 @@
 
 pub mod address;
 pub mod apply;
+pub mod host;
 pub mod manager;
 pub mod plan;
 pub mod policy;

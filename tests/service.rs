@@ -398,3 +398,6 @@ fn serves_tcp_on_loopback() {
 
 #[path = "service/cli.rs"]
 mod cli;
+
+#[path = "service/storages.rs"]
+mod storages;

@@ -24,8 +24,11 @@ const MAX_PATH: usize = 4096;
 /// Longest path component (Linux `NAME_MAX`).
 const MAX_NAME: usize = 255;
 
-/// A storage request, mirroring the Kata agent's `Storage` message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A storage request, mirroring the Kata agent's `Storage` message. In JSON (the host side's
+/// `kata-volume storages` output and `add --storages` input) it has the agent's field names,
+/// each optional and empty by default; an unknown field is refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Storage {
     /// Driver name.
     pub driver: String,

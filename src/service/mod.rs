@@ -23,6 +23,7 @@
 //! ```
 
 mod address;
+mod batch;
 mod client;
 mod handler;
 mod inflight;
@@ -34,6 +35,7 @@ pub mod status;
 mod transport;
 
 pub use address::{Address, AddressError, DEFAULT_LISTEN, VSOCK_CID_ANY};
+pub use batch::{AddStoragesError, storage_message};
 pub use client::{ClientError, ClientOptions, VolumeClient};
 pub use handler::API_VERSION;
 pub use log::{LogFormat, discard, logger};

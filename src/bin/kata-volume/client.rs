@@ -25,36 +25,54 @@ pub struct Conn {
     timeout: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
-/// Ask the daemon to mount a volume (idempotent: the same volume again is success).
+/// Ask the daemon to mount a volume (idempotent: the same volume again is success), or, with
+/// --storages, a list of Storages in order, all or nothing.
+///
+/// --storages FILE (`-`: standard input) is a JSON array of Storage objects with the agent's
+/// field names (driver, driver_options, source, fstype, options, mount_point; each optional),
+/// as `kata-volume storages` prints it. They are added in order; when one fails, the ones
+/// this command added are removed again (last first; those that were already there stay)
+/// and it exits 1 with the failing Storage's error.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  \
+#[command(after_help = "Examples:\n  \
     kata-volume add --addr tcp://127.0.0.1:7000 --source /dev/vdb \\\n    \
-    --mount-point /run/kata-containers/c1/rootfs --option \"$(cat option.txt)\"")]
+    --mount-point /run/kata-containers/c1/rootfs --option \"$(cat option.txt)\"\n  \
+    kata-volume storages --container-id c1 --mount-type fuse.nydus-overlayfs ... \\\n    \
+    | kata-volume add --addr vsock://3:1025 --storages - --json")]
 pub struct AddArgs {
     #[command(flatten)]
     conn: Conn,
+    /// A JSON array of Storages to add in order, all or nothing (`-`: standard input).
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "source", "mount_point", "options", "driver_options", "driver", "fstype"
+    ])]
+    storages: Option<String>,
     /// The block device in the guest (default: the volume's own `source`).
     #[arg(long, value_name = "DEV")]
     source: Option<String>,
     /// Where to mount it in the guest.
-    #[arg(long, value_name = "PATH")]
-    mount_point: String,
+    #[arg(long, value_name = "PATH", required_unless_present = "storages")]
+    mount_point: Option<String>,
     /// A mount option; the volume option is `io.katacontainers.volume=…` (`-`: read it from
     /// standard input). Repeatable.
-    #[arg(long = "option", value_name = "OPTION", required = true)]
+    #[arg(
+        long = "option",
+        value_name = "OPTION",
+        required_unless_present = "storages"
+    )]
     options: Vec<String>,
     /// A driver option (the volume option may be here instead). Repeatable.
     #[arg(long = "driver-option", value_name = "OPTION")]
     driver_options: Vec<String>,
     /// The storage driver name (informational).
-    #[arg(long, value_name = "NAME", default_value = "")]
-    driver: String,
+    #[arg(long, value_name = "NAME")]
+    driver: Option<String>,
     /// The filesystem type (informational; the volume's own `fs_type` rules).
-    #[arg(long, value_name = "TYPE", default_value = "")]
-    fstype: String,
+    #[arg(long, value_name = "TYPE")]
+    fstype: Option<String>,
 }
 
 /// Ask the daemon to unmount a volume (nothing there is success).
@@ -106,7 +124,7 @@ pub struct VersionArgs {
 }
 
 /// Runs one request on a single-threaded runtime.
-fn request<T>(
+pub(crate) fn request<T>(
     conn: &Conn,
     f: impl AsyncFnOnce(&mut VolumeClient) -> Result<T, kata_volume::service::ClientError>,
 ) -> Result<T, CliError> {
@@ -126,7 +144,7 @@ fn none_if_empty(s: &str) -> Value {
     if s.is_empty() { Value::Null } else { json!(s) }
 }
 
-fn volume_json(v: &pb::Volume) -> Value {
+pub(crate) fn volume_json(v: &pb::Volume) -> Value {
     json!({
         "mount_point": v.mount_point,
         "volume_type": v.volume_type,
@@ -140,6 +158,9 @@ fn volume_json(v: &pb::Volume) -> Value {
 
 /// Runs `add`.
 pub fn run_add(args: AddArgs) -> Result<(), CliError> {
+    if let Some(file) = &args.storages {
+        return crate::add_storages::run(&args.conn, file);
+    }
     if args.options.iter().filter(|o| *o == "-").count() > 1 {
         return Err(CliError::Usage(
             "Only one --option can be read from standard input".into(),
@@ -151,12 +172,12 @@ pub fn run_add(args: AddArgs) -> Result<(), CliError> {
         .map(|o| arg_or_stdin(o))
         .collect::<Result<Vec<_>, _>>()?;
     let storage = pb::Storage {
-        driver: args.driver,
+        driver: args.driver.unwrap_or_default(),
         driver_options: args.driver_options,
         source: args.source.unwrap_or_default(),
-        fstype: args.fstype,
+        fstype: args.fstype.unwrap_or_default(),
         options,
-        mount_point: args.mount_point,
+        mount_point: args.mount_point.unwrap_or_default(),
         ..Default::default()
     };
     let v = request(&args.conn, async |c| c.add_storage(&storage).await)?;
@@ -164,6 +185,12 @@ pub fn run_add(args: AddArgs) -> Result<(), CliError> {
         print_json(&volume_json(&v));
         return Ok(());
     }
+    print_added(&v);
+    Ok(())
+}
+
+/// The text line for one added volume.
+pub(crate) fn print_added(v: &pb::Volume) {
     let what = if v.already_present {
         "already mounted"
     } else {
@@ -180,7 +207,6 @@ pub fn run_add(args: AddArgs) -> Result<(), CliError> {
         v.source,
         v.mount_point
     );
-    Ok(())
 }
 
 /// Runs `remove`.

@@ -15,6 +15,7 @@ macro_rules! out {
     ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*)) };
 }
 
+mod add_storages;
 mod client;
 mod daemon;
 mod format;
@@ -23,6 +24,7 @@ mod mount;
 mod output;
 mod policy_args;
 mod resolve;
+mod storages;
 mod verify;
 
 use std::process::ExitCode;
@@ -44,6 +46,7 @@ enum Command {
     Format(format::Args),
     Verify(verify::Args),
     Resolve(resolve::Args),
+    Storages(storages::Args),
     Mount(mount::MountArgs),
     Umount(mount::UmountArgs),
     Serve(daemon::ServeArgs),
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Version(args) => client::run_version(args),
         Command::Verify(args) => verify::run(args),
         Command::Resolve(args) => resolve::run(args),
+        Command::Storages(args) => storages::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
