@@ -433,7 +433,7 @@ fn plan_with_options_and_unverified_volumes() {
     assert_eq!(p.mount.flags, MountFlags::VERITY);
     // direct_block keeps its fs_type and is read-only, nodev, nosuid too.
     let p = plan_json(
-        r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{}}"#,
+        r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{"metadata":{}}}"#,
         &policy,
         device("/dev/vdc", 1 << 20),
     )

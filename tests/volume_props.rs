@@ -270,11 +270,11 @@ fn canonical_wire() -> impl Strategy<Value = KataVirtualVolume> {
                     VolumeType::ImageGuestPull => {
                         let mut md = md;
                         md.entry("image".into()).or_insert_with(|| "busybox".into());
-                        w.image_pull = Some(ImagePullVolume { metadata: md });
+                        w.image_pull = Some(ImagePullVolume { metadata: Some(md) });
                         return w;
                     }
                     VolumeType::DirectBlock => {
-                        w.direct_volume = Some(DirectAssignedVolume { metadata: md });
+                        w.direct_volume = Some(DirectAssignedVolume { metadata: Some(md) });
                     }
                     VolumeType::ImageRawBlock | VolumeType::LayerRawBlock => {}
                     _ => {

@@ -211,7 +211,7 @@ fn duplicate_fields_are_refused_in_any_spelling() {
         r#"{"volume_type":"direct_block","source":"/d","direct_volume":{"metadata":{"a":"1","A":"2"}}}"#,
     ))
     .unwrap();
-    assert_eq!(w.direct_volume.unwrap().metadata.len(), 2);
+    assert_eq!(w.direct_volume.unwrap().metadata.unwrap().len(), 2);
 }
 
 #[test]
@@ -307,7 +307,7 @@ fn null_is_the_empty_value() {
     ))
     .unwrap();
     assert_eq!(w.options, vec![String::new()]);
-    assert_eq!(w.direct_volume.unwrap().metadata["k"], "");
+    assert_eq!(w.direct_volume.unwrap().metadata.unwrap()["k"], "");
 }
 
 #[test]
@@ -316,7 +316,7 @@ fn go_escapes_are_decoded() {
     let json = r#"{"volume_type":"direct_block","source":"/dev/a\u0026b","direct_volume":{"metadata":{"\u003ckey\u003e":"x\u0026y\u2028z","q":"\"\\\/\b\f\n\r\t"}}}"#;
     let w = decode(&option(json)).unwrap();
     assert_eq!(w.source, "/dev/a&b");
-    let md = w.direct_volume.unwrap().metadata;
+    let md = w.direct_volume.unwrap().metadata.unwrap();
     assert_eq!(md["<key>"], "x&y\u{2028}z");
     assert_eq!(md["q"], "\"\\/\u{8}\u{c}\n\r\t");
     // Escaped field names match too.
@@ -363,9 +363,10 @@ fn omitted_empty_fields_are_empty() {
     ))
     .unwrap();
     assert!(w.direct_volume.is_some());
+    // Go writes a nil map as null.
     assert_eq!(
         w.to_json(),
-        r#"{"volume_type":"direct_block","source":"/d","direct_volume":{}}"#
+        r#"{"volume_type":"direct_block","source":"/d","direct_volume":{"metadata":null}}"#
     );
 }
 

@@ -141,9 +141,20 @@ fn each_type_missing_its_required_field() {
             "image_pull.metadata",
         ),
         (
-            r#"{"volume_type":"image_guest_pull","image_pull":{"metadata":{}}}"#.into(),
+            r#"{"volume_type":"image_guest_pull","image_pull":{"metadata":null}}"#.into(),
             VolumeType::ImageGuestPull,
             "image_pull.metadata",
+        ),
+        (
+            r#"{"volume_type":"direct_block","source":"/d","direct_volume":{}}"#.into(),
+            VolumeType::DirectBlock,
+            "direct_volume.metadata",
+        ),
+        (
+            r#"{"volume_type":"direct_block","source":"/d","direct_volume":{"metadata":null}}"#
+                .into(),
+            VolumeType::DirectBlock,
+            "direct_volume.metadata",
         ),
     ];
     let mut cases = cases;
@@ -414,4 +425,18 @@ fn sha512_is_not_a_volume_hash_type() {
     );
     let e = kata_volume::volume::Volume::parse(&json).unwrap_err();
     assert!(e.to_string().contains("\"sha512\""), "{e}");
+}
+
+/// As the host's own validation (Go's `Metadata != nil`): an empty metadata map is valid, a
+/// missing or null one is not (issue 11 item 14).
+#[test]
+fn empty_metadata_maps_are_valid_and_null_ones_are_not() {
+    for json in [
+        r#"{"volume_type":"image_guest_pull","image_pull":{"metadata":{}}}"#,
+        r#"{"volume_type":"direct_block","source":"/d","direct_volume":{"metadata":{}}}"#,
+    ] {
+        let v = Volume::parse(&option(json)).unwrap();
+        // And it goes back to the wire as Go writes it.
+        assert_eq!(v.to_wire().to_json(), json);
+    }
 }

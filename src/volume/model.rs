@@ -158,7 +158,7 @@ pub struct NydusVolume {
 /// An image the guest pulls itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestPull {
-    /// `image_pull.metadata` (non-empty).
+    /// `image_pull.metadata` (present; may be empty, as the host allows).
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -208,7 +208,12 @@ impl Volume {
                 source: source()?,
                 fs_type,
                 options,
-                metadata: direct_volume.ok_or(missing("direct_volume"))?.metadata,
+                // As the host's validation: a nil map (absent, or null) is invalid, `{}` is
+                // valid.
+                metadata: direct_volume
+                    .ok_or(missing("direct_volume"))?
+                    .metadata
+                    .ok_or(missing("direct_volume.metadata"))?,
                 verity,
             }),
             VolumeType::ImageRawBlock | VolumeType::LayerRawBlock => Volume::RawBlock(RawBlock {
@@ -246,8 +251,7 @@ impl Volume {
             }
             VolumeType::ImageGuestPull => Volume::GuestPull(GuestPull {
                 metadata: image_pull
-                    .map(|p| p.metadata)
-                    .filter(|m| !m.is_empty())
+                    .and_then(|p| p.metadata)
                     .ok_or(missing("image_pull.metadata"))?,
             }),
         })
@@ -318,7 +322,7 @@ impl Volume {
                 (w.source, w.fs_type, w.options) =
                     (d.source.clone(), d.fs_type.clone(), d.options.clone());
                 w.direct_volume = Some(DirectAssignedVolume {
-                    metadata: d.metadata.clone(),
+                    metadata: Some(d.metadata.clone()),
                 });
             }
             Volume::RawBlock(r) => {
@@ -335,7 +339,7 @@ impl Volume {
             }
             Volume::GuestPull(g) => {
                 w.image_pull = Some(ImagePullVolume {
-                    metadata: g.metadata.clone(),
+                    metadata: Some(g.metadata.clone()),
                 });
             }
         }

@@ -56,17 +56,17 @@ pub struct DmVerityInfo {
 /// `direct_volume`: metadata of a directly assigned volume.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DirectAssignedVolume {
-    /// Free-form metadata.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    /// Free-form metadata: `None` when absent or `null` (Go's nil map, which the host's
+    /// validation refuses), `Some` of a map — possibly empty: `{}` is valid.
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 /// `image_pull`: metadata for pulling the image inside the guest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImagePullVolume {
-    /// Free-form metadata.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    /// Free-form metadata: `None` when absent or `null` (refused, as the host's validation
+    /// does), `Some` of a map, `{}` included.
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 /// `nydus_image`: nydus configuration.
@@ -344,9 +344,10 @@ impl<'j, 'a> Fields<'j, 'a> {
         }
     }
 
-    fn map(&self, name: &'static str) -> Result<BTreeMap<String, String>, VolumeError> {
+    /// A map of strings: `None` when absent or `null` (Go's nil map), else its entries.
+    fn map(&self, name: &'static str) -> Result<Option<BTreeMap<String, String>>, VolumeError> {
         match self.get(name) {
-            None | Some(Json::Null) => Ok(BTreeMap::new()),
+            None | Some(Json::Null) => Ok(None),
             Some(Json::Object(members)) => {
                 // A key is host data: quoted and shortened in messages, so that an error
                 // stays one line whatever the key holds.
@@ -363,7 +364,7 @@ impl<'j, 'a> Fields<'j, 'a> {
                         return Err(VolumeError::DuplicateField(key_path(k)));
                     }
                 }
-                Ok(out)
+                Ok(Some(out))
             }
             Some(other) => Err(type_error(self.field(name), "an object of strings", other)),
         }

@@ -249,7 +249,7 @@ fn volume_refusals_name_the_volume() {
     let pull = encode_option(&KataVirtualVolume {
         volume_type: "image_guest_pull".into(),
         image_pull: Some(kata_volume::volume::ImagePullVolume {
-            metadata: [("a".to_owned(), "b".to_owned())].into(),
+            metadata: Some([("a".to_owned(), "b".to_owned())].into()),
         }),
         ..Default::default()
     });
@@ -263,7 +263,9 @@ fn volume_refusals_name_the_volume() {
         volume_type: "direct_block".into(),
         source: disk(1),
         fs_type: "ext4".into(),
-        direct_volume: Some(Default::default()),
+        direct_volume: Some(kata_volume::volume::DirectAssignedVolume {
+            metadata: Some(Default::default()),
+        }),
         ..Default::default()
     });
     let e = refused(&[layer(2), direct], &[&m1, &m2]);
