@@ -392,3 +392,21 @@ fn closed_stdout_pipe_is_not_a_panic() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A value that starts with `-` is the flag's value, not another flag: the error is the
+/// field's (exit 1), not a usage error (issue 11 item 15).
+#[test]
+fn values_starting_with_a_dash_are_values() {
+    let h = "9f2a6c4e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a";
+    refused(
+        &["--tarfs", &format!("-2048,1048576,sha256:{h}")],
+        None,
+        &["tarfs", "-2048"],
+    );
+    refused(&["-x-not-an-option"], None, &["base64"]);
+    refused(
+        &["--device", "-dev", r#"{"volume_type":"x"}"#],
+        None,
+        &["volume_type"],
+    );
+}

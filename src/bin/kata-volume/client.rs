@@ -51,21 +51,31 @@ pub struct AddArgs {
     ])]
     storages: Option<String>,
     /// The block device in the guest (default: the volume's own `source`).
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, value_name = "DEV", allow_hyphen_values = true)]
     source: Option<String>,
     /// Where to mount it in the guest.
-    #[arg(long, value_name = "PATH", required_unless_present = "storages")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "storages",
+        allow_hyphen_values = true
+    )]
     mount_point: Option<String>,
     /// A mount option; the volume option is `io.katacontainers.volume=…` (`-`: read it from
     /// standard input). Repeatable.
     #[arg(
         long = "option",
         value_name = "OPTION",
-        required_unless_present = "storages"
+        required_unless_present = "storages",
+        allow_hyphen_values = true
     )]
     options: Vec<String>,
     /// A driver option (the volume option may be here instead). Repeatable.
-    #[arg(long = "driver-option", value_name = "OPTION")]
+    #[arg(
+        long = "driver-option",
+        value_name = "OPTION",
+        allow_hyphen_values = true
+    )]
     driver_options: Vec<String>,
     /// The storage driver name (informational).
     #[arg(long, value_name = "NAME")]
@@ -83,7 +93,7 @@ pub struct RemoveArgs {
     #[command(flatten)]
     conn: Conn,
     /// The mount point in the guest.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
     mount_point: String,
 }
 
@@ -107,7 +117,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     conn: Conn,
     /// The mount point in the guest.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
     mount_point: String,
     /// Read the whole device first, so every block is verified.
     #[arg(long)]

@@ -26,13 +26,22 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Block device to plan the table on (default: the volume's `source`).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
     device: Option<String>,
     /// Inspect a tarfs block-info string `<blocknum>,<offset>,sha256:<hex>` instead of a volume.
-    #[arg(long, value_name = "INFO", conflicts_with = "option")]
+    #[arg(
+        long,
+        value_name = "INFO",
+        conflicts_with = "option",
+        allow_hyphen_values = true
+    )]
     tarfs: Option<String>,
     /// The volume option (or `-` for standard input).
-    #[arg(value_name = "OPTION", required_unless_present = "tarfs")]
+    #[arg(
+        value_name = "OPTION",
+        required_unless_present = "tarfs",
+        allow_hyphen_values = true
+    )]
     option: Option<String>,
 }
 

@@ -29,15 +29,15 @@ pub struct MountArgs {
     #[arg(long)]
     json: bool,
     /// The block device (or image file) holding data and hash tree (default: the volume's `source`).
-    #[arg(long, value_name = "DEV")]
+    #[arg(long, value_name = "DEV", allow_hyphen_values = true)]
     device: Option<String>,
     #[command(flatten)]
     policy: crate::policy_args::PolicyArgs,
     /// The volume option (`io.katacontainers.volume=…`, base64 or JSON; `-` for standard input).
-    #[arg(value_name = "OPTION")]
+    #[arg(value_name = "OPTION", allow_hyphen_values = true)]
     option: String,
     /// Where to mount it (created when missing).
-    #[arg(value_name = "MOUNT_POINT")]
+    #[arg(value_name = "MOUNT_POINT", allow_hyphen_values = true)]
     mount_point: PathBuf,
 }
 
@@ -58,7 +58,7 @@ pub struct UmountArgs {
     #[arg(long)]
     any: bool,
     /// The mount point.
-    #[arg(value_name = "MOUNT_POINT")]
+    #[arg(value_name = "MOUNT_POINT", allow_hyphen_values = true)]
     mount_point: PathBuf,
 }
 

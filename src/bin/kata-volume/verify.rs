@@ -38,10 +38,10 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// The data image (a file or a block device).
-    #[arg(value_name = "IMAGE")]
+    #[arg(value_name = "IMAGE", allow_hyphen_values = true)]
     image: PathBuf,
     /// The expected root hash (hex).
-    #[arg(value_name = "ROOT_HASH")]
+    #[arg(value_name = "ROOT_HASH", allow_hyphen_values = true)]
     root_hash: String,
 }
 
