@@ -68,55 +68,17 @@ pub(super) fn parse(
             ));
         }
     }
-    let (mut lowers, mut upper, mut work) = (Vec::new(), None, None);
-    for o in &storage.options {
-        match o.split_once('=') {
-            // Several lowerdir= options, or one with a ':'-joined list: one list, in order.
-            Some(("lowerdir", list)) => {
-                for l in list.split(':') {
-                    lowers.push(overlay_path("options lowerdir", l)?);
-                }
-            }
-            Some(("upperdir", d)) if upper.is_none() => {
-                upper = Some(overlay_path("options upperdir", d)?)
-            }
-            Some(("workdir", d)) if work.is_none() => {
-                work = Some(overlay_path("options workdir", d)?)
-            }
-            Some(("upperdir" | "workdir", _)) => {
-                return Err(RequestError::Duplicate {
-                    field: "options",
-                    key: if o.starts_with("upperdir") {
-                        "upperdir"
-                    } else {
-                        "workdir"
-                    },
-                });
-            }
-            _ => {
-                return Err(RequestError::UnknownOption {
-                    driver: "overlayfs",
-                    field: "options",
-                    value: truncate_for_error(o),
-                });
-            }
-        }
-    }
-    let mut create = Vec::new();
-    for o in &storage.driver_options {
-        match o
-            .strip_prefix(CREATE_DIRECTORY)
-            .and_then(|r| r.strip_prefix('='))
-        {
-            Some(dir) => create.push(overlay_path("driver_options create_directory", dir)?),
-            None => {
-                return Err(RequestError::UnknownOption {
-                    driver: "overlayfs",
-                    field: "driver_options",
-                    value: truncate_for_error(o),
-                });
-            }
-        }
+    let Dirs {
+        lowers,
+        upper,
+        work,
+    } = directories(&storage.options)?;
+    let create = directories_to_create(&storage.driver_options)?;
+    if lowers.is_empty() {
+        return Err(RequestError::Missing {
+            driver: "overlayfs",
+            field: "options lowerdir=",
+        });
     }
     let upper = match (upper, work) {
         (Some(u), Some(w)) if u == w => {
@@ -141,12 +103,6 @@ pub(super) fn parse(
             });
         }
     };
-    if lowers.is_empty() {
-        return Err(RequestError::Missing {
-            driver: "overlayfs",
-            field: "options lowerdir=",
-        });
-    }
     // Only the overlay's own directories may be created.
     if let Some(dir) = create
         .iter()
@@ -164,4 +120,83 @@ pub(super) fn parse(
         create,
         mount_point,
     })
+}
+
+/// The directories an overlay's options name.
+struct Dirs {
+    lowers: Vec<PathBuf>,
+    upper: Option<PathBuf>,
+    work: Option<PathBuf>,
+}
+
+/// The lower layers (every `lowerdir=`, in order, each possibly a `:`-joined list), the upper
+/// and the work directory.
+fn directories(options: &[String]) -> Result<Dirs, RequestError> {
+    let (mut lowers, mut upper, mut work) = (Vec::new(), None, None);
+    for o in options {
+        match o.split_once('=') {
+            Some(("lowerdir", list)) => {
+                for l in list.split(':') {
+                    lowers.push(overlay_path("options lowerdir", l)?);
+                }
+            }
+            Some((key @ ("upperdir" | "workdir"), d)) => {
+                let slot = if key == "upperdir" {
+                    &mut upper
+                } else {
+                    &mut work
+                };
+                if slot.is_some() {
+                    return Err(RequestError::Duplicate {
+                        field: "options",
+                        key: if key == "upperdir" {
+                            "upperdir"
+                        } else {
+                            "workdir"
+                        },
+                    });
+                }
+                *slot = Some(overlay_path(
+                    if key == "upperdir" {
+                        "options upperdir"
+                    } else {
+                        "options workdir"
+                    },
+                    d,
+                )?);
+            }
+            _ => {
+                return Err(RequestError::UnknownOption {
+                    driver: "overlayfs",
+                    field: "options",
+                    value: truncate_for_error(o),
+                });
+            }
+        }
+    }
+    Ok(Dirs {
+        lowers,
+        upper,
+        work,
+    })
+}
+
+/// The `create_directory=` driver options (nothing else is taken).
+fn directories_to_create(driver_options: &[String]) -> Result<Vec<PathBuf>, RequestError> {
+    driver_options
+        .iter()
+        .map(|o| {
+            match o
+                .strip_prefix(CREATE_DIRECTORY)
+                .and_then(|r| r.strip_prefix('='))
+            {
+                Some(dir) => overlay_path("driver_options create_directory", dir),
+                None => Err(RequestError::UnknownOption {
+                    driver: "overlayfs",
+                    field: "driver_options",
+                    value: truncate_for_error(o),
+                }),
+            }
+        })
+        .collect()
 }
