@@ -452,3 +452,147 @@ fn an_image_the_guest_pulls_is_the_agents_business() {
     ));
     assert_eq!(sys.calls().len(), calls, "the system was touched");
 }
+
+/// Kata main's multi-layer storage for GPT partition `n` of the disk at PCI slot 05, with its
+/// dm-verity parameters (no superblock).
+fn multi_layer(n: u8, cid: &str) -> Storage {
+    Storage {
+        driver: "blk".into(),
+        source: "05".into(),
+        fstype: "erofs".into(),
+        options: vec![
+            "ro".into(),
+            "X-kata.overlay-lower".into(),
+            "X-kata.multi-layer=true".into(),
+            "X-kata.gpt-partitioned=true".into(),
+            format!("X-kata.partition-number={n}"),
+            "X-kata.dmverity-enabled=true".into(),
+            format!("X-kata.dmverity.roothash={}", root(n)),
+            "X-kata.dmverity.hashoffset=8388608".into(),
+            "X-kata.dmverity.no-superblock=true".into(),
+        ],
+        mount_point: format!("{ROOT}/passthrough/{cid}/rootfs"),
+        ..Storage::default()
+    }
+}
+
+/// The disk at slot 05 with three partitions of 16 MiB.
+fn partitioned(sys: &FakeSystem) {
+    for n in 1..=3u32 {
+        sys.add_block_device(
+            &format!("/dev/vdb{n}"),
+            DevNum {
+                major: 254,
+                minor: 16 + n,
+            },
+            16 << 20,
+        );
+    }
+}
+
+#[test]
+fn kata_mains_multi_layer_storages_build_one_rootfs_layer_by_layer() {
+    let sys = system();
+    partitioned(&sys);
+    let (m, store) = manager(&sys, Policy::default());
+    let before = sys.snapshot();
+    let rootfs = format!("{ROOT}/passthrough/c1/rootfs");
+    let lower = |n: u8| format!("{ROOT}/multi-layer/c1/lower-{n}");
+    for n in [2, 1, 3] {
+        let r = m.add_storage(&multi_layer(n, "c1")).unwrap();
+        assert_eq!(r.kind, StorageKind::Overlay);
+        assert_eq!(mounts_at(&sys, &lower(n)).len(), 1, "layer {n}");
+    }
+    // One overlay, the lowest partition number on top, a guest directory as its upper.
+    let o = mounts_at(&sys, &rootfs);
+    assert_eq!(o.len(), 1, "{o:?}");
+    let upper = format!("{ROOT}/multi-layer/c1/upper");
+    assert_eq!(
+        o[0].super_options,
+        format!(
+            "lowerdir={}:{}:{},upperdir={upper}/upper,workdir={upper}/work",
+            lower(1),
+            lower(2),
+            lower(3)
+        )
+    );
+    // Each layer is its partition, verified.
+    let tables: Vec<String> = (1..=3)
+        .map(|n| {
+            let mp = lower(n);
+            let e = store
+                .load()
+                .unwrap()
+                .entries
+                .into_iter()
+                .find(|e| e.mount_point == Path::new(&mp))
+                .unwrap();
+            assert_eq!(e.source, format!("/dev/vdb{n}"));
+            e.dm_name.unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(tables.len(), 3);
+    // The same storage again: nothing changes.
+    let mounts = sys.count(Op::Mount);
+    assert!(
+        m.add_storage(&multi_layer(1, "c1"))
+            .unwrap()
+            .already_present
+    );
+    assert_eq!(sys.count(Op::Mount), mounts);
+    // Removing the rootfs takes its layers along.
+    assert!(m.remove_storage(&rootfs).unwrap());
+    assert_eq!(sys.snapshot(), before);
+    assert!(store.load().unwrap().entries.is_empty());
+}
+
+#[test]
+fn malformed_multi_layer_storages_are_refused_naming_the_option() {
+    let sys = system();
+    partitioned(&sys);
+    let (m, _) = manager(&sys, Policy::default());
+    let before = sys.snapshot();
+    let with = |f: &dyn Fn(&mut Storage)| {
+        let mut s = multi_layer(1, "c1");
+        f(&mut s);
+        s
+    };
+    let cases: Vec<(Storage, &str)> = vec![
+        (
+            with(&|s| {
+                s.options[1] = "X-kata.overlay-upper".into();
+                s.fstype = "ext4".into();
+            }),
+            "a writable upper disk (X-kata.overlay-upper) is not mounted here",
+        ),
+        (
+            with(&|s| s.options.push("X-kata.surprise=1".into())),
+            "X-kata.surprise=1",
+        ),
+        (
+            with(&|s| s.options.retain(|o| !o.contains("roothash"))),
+            "X-kata.dmverity.roothash=",
+        ),
+        (
+            with(&|s| s.options[7] = "X-kata.dmverity.hashoffset=1000".into()),
+            "must be a positive multiple of the block size",
+        ),
+        (
+            with(&|s| s.options.retain(|o| !o.contains("partition-number"))),
+            "X-kata.partition-number=",
+        ),
+        (
+            with(&|s| s.options.push(super_option())),
+            "does not take an io.katacontainers.volume option",
+        ),
+    ];
+    for (s, says) in cases {
+        let e = m.add_storage(&s).unwrap_err();
+        assert!(e.to_string().contains(says), "{says}: {e}");
+        assert_eq!(sys.snapshot(), before, "{says}");
+    }
+}
+
+fn super_option() -> String {
+    "io.katacontainers.volume=e30=".into()
+}

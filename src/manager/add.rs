@@ -39,10 +39,11 @@ impl VolumeManager {
         match request {
             Request::Volume(req) => self.add_volume(req),
             Request::Overlay(req) => self.add_overlay(req),
+            Request::MultiLayer(req) => self.add_multilayer(req),
         }
     }
 
-    fn add_volume(&self, req: &VolumeRequest) -> Result<MountedVolume, ManagerError> {
+    pub(super) fn add_volume(&self, req: &VolumeRequest) -> Result<MountedVolume, ManagerError> {
         let mount_point = &req.mount_point;
         let plan = plan_volume(self.sys.as_ref(), &self.policy, req)?;
         let key = plan.key();

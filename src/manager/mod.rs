@@ -8,6 +8,7 @@
 mod add;
 mod error;
 mod locks;
+mod multilayer;
 mod overlay;
 mod reconcile;
 mod remove;
@@ -75,7 +76,7 @@ pub fn prepare(sys: &dyn System, policy: &Policy, storage: &Storage) -> Result<P
     match request::parse(storage, &policy.limits())? {
         Request::Volume(req) => plan_volume(sys, policy, &req),
         // An overlay is built from volumes a manager mounted: only a manager can check them.
-        Request::Overlay(_) => Err(ManagerError::NeedsManager),
+        Request::Overlay(_) | Request::MultiLayer(_) => Err(ManagerError::NeedsManager),
     }
 }
 

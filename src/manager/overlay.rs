@@ -25,7 +25,11 @@ impl VolumeManager {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let _held = self.locks.lock(&keys);
         let layer_of = |lower: &Path| match self.entry_at(lower) {
-            Some(e) if e.phase == Phase::Active && e.kind != StorageKind::Overlay => {
+            // Released: its removal was asked for, but a rootfs still holds it mounted.
+            Some(e)
+                if matches!(e.phase, Phase::Active | Phase::Released)
+                    && e.kind != StorageKind::Overlay =>
+            {
                 if e.dm_name.is_some() {
                     Layer::Verified
                 } else {

@@ -183,6 +183,8 @@ pub struct Authorized {
     pub allowed_sources: Vec<String>,
     /// How long to wait for a disk at a guest address.
     pub device_timeout: Duration,
+    /// A partition of the disk (its number) instead of the whole disk.
+    pub partition: Option<u32>,
     /// Whether the source may be a regular file (through a loop device).
     pub allow_file: bool,
     /// The mount point (lexically inside the mount root).
@@ -230,6 +232,7 @@ impl Policy {
             source: req.source.clone(),
             allowed_sources: self.allowed_sources.clone(),
             device_timeout: self.device_timeout,
+            partition: req.partition,
             allow_file: self.allow_files && matches!(req.source, GuestAddress::Path(_)),
             mount_point: req.mount_point.clone(),
             mount_root: self.mount_root.clone(),

@@ -6,6 +6,7 @@
 //! Pure: no policy (that is `policy`), no system.
 
 mod error;
+mod multilayer;
 mod overlay;
 mod shape;
 mod volume;
@@ -13,6 +14,7 @@ mod volume;
 use std::path::PathBuf;
 
 pub use error::RequestError;
+pub use multilayer::MultiLayerRequest;
 pub use overlay::{CREATE_DIRECTORY, OverlayRequest};
 pub use shape::Shape;
 pub use volume::VolumeRequest;
@@ -85,6 +87,8 @@ pub enum Request {
     Volume(VolumeRequest),
     /// Mount an overlay over volumes mounted before: a container's rootfs.
     Overlay(OverlayRequest),
+    /// One layer of a rootfs the manager assembles (Kata main's multi-layer erofs).
+    MultiLayer(MultiLayerRequest),
 }
 
 impl Request {
@@ -93,6 +97,7 @@ impl Request {
         match self {
             Request::Volume(v) => &v.mount_point,
             Request::Overlay(o) => &o.mount_point,
+            Request::MultiLayer(m) => &m.rootfs,
         }
     }
 }
@@ -123,6 +128,7 @@ pub fn parse(storage: &Storage, limits: &Limits) -> Result<Request, RequestError
         }
         Shape::DmVerity => volume::dm_verity(storage, mount_point).map(Request::Volume),
         Shape::Overlay => overlay::parse(storage, mount_point).map(Request::Overlay),
+        Shape::MultiLayer => multilayer::parse(storage, mount_point).map(Request::MultiLayer),
         Shape::GuestPull => Err(RequestError::GuestPull),
     }
 }

@@ -18,6 +18,9 @@ pub enum Shape {
     DmVerity,
     /// The CCv0 runtime's `overlayfs` driver: the container rootfs over mounted layers.
     Overlay,
+    /// Kata main's multi-layer erofs: `X-kata.multi-layer=true` (or driver
+    /// `erofs.multi-layer`), a layer of a rootfs.
+    MultiLayer,
     /// An image the guest pulls itself (`image_guest_pull`): the agent's business.
     GuestPull,
 }
@@ -33,14 +36,16 @@ impl Shape {
             driver: truncate_for_error(driver),
             field,
         };
-        if kata_main {
-            // Kata main's multi-layer erofs storages are not taken yet: refused as such.
-            return Err(RequestError::UnsupportedShape {
-                driver: truncate_for_error(driver),
-                why: "Kata main's multi-layer erofs storages (X-kata.* options) are not mounted here",
-            });
-        }
+        let multi_layer = driver == "erofs.multi-layer"
+            || storage
+                .options
+                .iter()
+                .any(|o| o == "X-kata.multi-layer=true");
         match driver {
+            _ if multi_layer && volume_option => Err(mixed("an io.katacontainers.volume option")),
+            "" | "erofs.multi-layer" if multi_layer => Ok(Shape::MultiLayer),
+            d if multi_layer && BLOCK_DRIVERS.contains(&d) => Ok(Shape::MultiLayer),
+            _ if kata_main => Err(mixed("X-kata.* options")),
             "dmverity" | "overlayfs" if volume_option => {
                 Err(mixed("an io.katacontainers.volume option"))
             }

@@ -25,6 +25,8 @@ pub struct VolumeRequest {
     pub verity: Option<VerityParams>,
     /// Where to mount: absolute, without `.`, `..` or empty components.
     pub mount_point: PathBuf,
+    /// A partition of the disk (its number) instead of the whole disk.
+    pub partition: Option<u32>,
 }
 
 /// The `source_type=` driver option, else the bus the Kata block driver implies.
@@ -103,6 +105,7 @@ pub(super) fn virtual_volume(
         options: options(volume_options, storage),
         verity,
         mount_point,
+        partition: None,
     })
 }
 
@@ -162,5 +165,6 @@ pub(super) fn dm_verity(
         options: options(Vec::new(), storage),
         verity: Some(verity),
         mount_point,
+        partition: None,
     })
 }

@@ -82,12 +82,15 @@ pub fn resolve(
     auth: &Authorized,
 ) -> Result<Resolved, ResolveError> {
     let target = mount_point(sys, &auth.mount_root, &auth.mount_point)?;
-    let source = match &auth.source {
-        GuestAddress::Path(p) => source(sys, &p.to_string_lossy(), auth.allow_file)?,
-        addr => {
-            // A hot-plugged disk: found (and waited for) by its address; the policy's source
-            // patterns apply to the node it turns out to be.
-            let node = sys.find_disk(addr, auth.device_timeout)?;
+    let source = match (&auth.source, auth.partition) {
+        (GuestAddress::Path(p), None) => source(sys, &p.to_string_lossy(), auth.allow_file)?,
+        (addr, partition) => {
+            // A hot-plugged disk: found (and waited for) by its address — or one partition
+            // of it; the policy's source patterns apply to the node it turns out to be.
+            let mut node = sys.find_disk(addr, auth.device_timeout)?;
+            if let Some(n) = partition {
+                node = partition_node(sys, &node, n)?;
+            }
             let node = node.to_string_lossy();
             Policy::check_resolved_source(&auth.allowed_sources, &node)?;
             source(sys, &node, false)?
@@ -97,6 +100,41 @@ pub fn resolve(
         check_hash_area(sys, params, &source)?;
     }
     Ok(Resolved { source, target })
+}
+
+/// How long a partition's node may take to appear after its disk's (the kernel reads the
+/// partition table when the disk arrives).
+const PARTITION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The node of partition `n` of `disk`: `<disk><n>`, or `<disk>p<n>` when the disk's name
+/// ends in a digit (`nvme0n1p1`), as the kernel names them; waited for briefly.
+fn partition_node(
+    sys: &dyn crate::system::System,
+    disk: &std::path::Path,
+    n: u32,
+) -> Result<PathBuf, ResolveError> {
+    let base = disk.to_string_lossy();
+    let sep = if base.ends_with(|c: char| c.is_ascii_digit()) {
+        "p"
+    } else {
+        ""
+    };
+    let node = PathBuf::from(format!("{base}{sep}{n}"));
+    let deadline = std::time::Instant::now() + PARTITION_WAIT;
+    loop {
+        match sys.stat(&node) {
+            Ok(_) => return Ok(node),
+            Err(e) if e.is_not_found() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(source) => {
+                return Err(ResolveError::Sys {
+                    what: "source",
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// Reads what the source holds at the hash offset: the superblock the request describes, or

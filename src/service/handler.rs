@@ -77,6 +77,13 @@ fn describe(r: &Request) -> (String, String) {
                 .map_or_else(|| "-".to_owned(), |p| p.root_hash().to_hex()),
         ),
         Request::Overlay(_) => ("overlay".to_owned(), "-".to_owned()),
+        Request::MultiLayer(m) => (
+            "multi-layer".to_owned(),
+            m.layer
+                .verity
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |p| p.root_hash().to_hex()),
+        ),
     }
 }
 
