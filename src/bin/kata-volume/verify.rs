@@ -119,16 +119,30 @@ fn read_superblock(image: &Path, config: &mut Config) -> Result<(u64, Superblock
             at()
         ))
     })?;
+    check_flags(&sb, config, &at())?;
+    // The tree starts one hash block after the superblock's offset.
+    let tree = offset
+        .checked_add(sb.hash_block_size.bytes())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "Invalid --hash-offset {offset}: the hash tree's end overflows 64 bits"
+            ))
+        })?;
+    config.hash_offset = Some(tree);
+    Ok((offset, sb))
+}
+
+/// Checks the superblock (found at `at`) against the flags; takes its data block count when
+/// no flag gives one.
+fn check_flags(sb: &Superblock, config: &mut Config, at: &str) -> Result<(), CliError> {
     let mismatch = |field: &str, found: String, flag: &str, given: String| {
         Err(CliError::Failed(format!(
-            "Verity superblock at {} has {field} {found} but {flag} is {given}",
-            at()
+            "Verity superblock at {at} has {field} {found} but {flag} is {given}"
         )))
     };
     if sb.version != VerityVersion::V1 {
         return Err(CliError::Failed(format!(
-            "Verity superblock at {} has hash_type {}: verify checks hash type 1 trees only",
-            at(),
+            "Verity superblock at {at} has hash_type {}: verify checks hash type 1 trees only",
             sb.version
         )));
     }
@@ -175,16 +189,7 @@ fn read_superblock(image: &Path, config: &mut Config) -> Result<(u64, Superblock
             config.salt.to_string(),
         );
     }
-    // The tree starts one hash block after the superblock's offset.
-    let tree = offset
-        .checked_add(sb.hash_block_size.bytes())
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "Invalid --hash-offset {offset}: the hash tree's end overflows 64 bits"
-            ))
-        })?;
-    config.hash_offset = Some(tree);
-    Ok((offset, sb))
+    Ok(())
 }
 
 /// The hash device and the hash area's offset in it (the flags', or the defaults); `None`
