@@ -273,6 +273,11 @@ impl OverlayPlan {
         format!("overlay:{}", self.target.path.display())
     }
 
+    /// The upper and work directories.
+    pub fn writable(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
     /// Every directory to create, outermost first, each once.
     pub fn missing_dirs(&self) -> Vec<PathBuf> {
         let mut all: Vec<PathBuf> = Vec::new();

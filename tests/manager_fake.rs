@@ -133,9 +133,15 @@ fn add_and_remove_are_idempotent_and_conflicts_are_refused() {
     let again = m.add_storage(&storage(0, "/run/a")).unwrap();
     assert!(again.already_present);
     assert_eq!(sys.count(Op::DmCreate), 1);
+    assert_eq!(again.refcount, 2, "each add is a claim");
     let e = m.add_storage(&storage(1, "/run/a")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    // Two claims: the first remove gives one back, the mount stays; the second tears down.
     assert!(m.remove_storage("/run/a").unwrap());
+    assert_eq!(sys.snapshot().mounts.len(), 1);
+    assert_eq!(m.list()[0].refcount, 1);
+    assert!(m.remove_storage("/run/a").unwrap());
+    assert!(sys.snapshot().mounts.is_empty());
     assert!(!m.remove_storage("/run/a").unwrap());
 }
 

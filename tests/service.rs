@@ -191,6 +191,7 @@ fn generated_client_adds_lists_checks_and_removes() {
         assert_eq!((v.refcount, v.already_present), (1, false));
         let again = c.add_storage(ctx(), &storage(0, &mp)).await.unwrap();
         assert!(again.already_present);
+        assert_eq!(again.refcount, 2, "each add is one claim");
 
         let list = c
             .list_storages(ctx(), &pb::ListRequest::new())
@@ -213,6 +214,8 @@ fn generated_client_adds_lists_checks_and_removes() {
 
         let mut rm = pb::RemoveRequest::new();
         rm.mount_point = mp.clone();
+        // Two claims: two removes.
+        assert!(c.remove_storage(ctx(), &rm).await.unwrap().removed);
         assert!(c.remove_storage(ctx(), &rm).await.unwrap().removed);
         assert!(!c.remove_storage(ctx(), &rm).await.unwrap().removed);
         let list = c

@@ -49,8 +49,10 @@ impl VolumeManager {
         let key = plan.key();
         let _held = self.locks.lock(&[&key, &mount_key(mount_point)]);
         match self.entry_at(mount_point) {
-            Some(e) if e.key == key && e.phase == Phase::Active => self.reapply(e, &plan),
-            // Released (a rootfs still uses it) and asked for again: it is wanted once more.
+            // One more claim on it (as the agent counts storages), once checked against the
+            // kernel.
+            Some(e) if e.key == key && e.phase == Phase::Active => self.reapply(e, &plan, true),
+            // Released (a rootfs still uses it) and asked for again: wanted once more.
             Some(e) if e.key == key && e.phase == Phase::Released => self.reactivate(e, &plan),
             Some(e) => Err(ManagerError::Conflict {
                 mount_point: mount_point.to_owned(),
@@ -81,8 +83,10 @@ impl VolumeManager {
             loop_device: None,
             mounted_device: None,
             phase: Phase::Pending,
+            holders: 1,
             lowers: Vec::new(),
             trees: Vec::new(),
+            writable: Vec::new(),
         };
         let mut state = self.state();
         if state.entries.len() >= self.policy.max_volumes {
@@ -96,17 +100,26 @@ impl VolumeManager {
 
     /// The same volume is recorded active at the mount point: apply the plan again, which
     /// changes nothing when the kernel shows it mounted, and mounts it again when it is not.
-    fn reapply(&self, entry: Entry, plan: &Plan) -> Result<MountedVolume, ManagerError> {
+    /// `claim`: one more holder (a re-add); not for a reactivation, which starts at one.
+    fn reapply(
+        &self,
+        entry: Entry,
+        plan: &Plan,
+        claim: bool,
+    ) -> Result<MountedVolume, ManagerError> {
         let applied = apply::apply(self.sys.as_ref(), plan)?;
         let mut state = self.state();
         let mut updated = entry;
         if !applied.already_applied {
             updated.loop_device = applied.loop_device.clone();
             updated.mounted_device = applied.mounted_dev;
-            let mut next = state.clone();
-            replace(&mut next, updated.clone());
-            self.commit(&mut state, next)?;
         }
+        if claim {
+            updated.holders = updated.holders.saturating_add(1);
+        }
+        let mut next = state.clone();
+        replace(&mut next, updated.clone());
+        self.commit(&mut state, next)?;
         Ok(self.mounted(&state, &updated, applied.already_applied))
     }
 
@@ -115,10 +128,11 @@ impl VolumeManager {
     fn reactivate(&self, entry: Entry, plan: &Plan) -> Result<MountedVolume, ManagerError> {
         let active = Entry {
             phase: Phase::Active,
+            holders: 1,
             ..entry
         };
         self.replace_entry(active.clone())?;
-        self.reapply(active, plan)
+        self.reapply(active, plan, false)
     }
 
     /// Records the outcome of an apply: the active entry, or (rolled back) no entry.

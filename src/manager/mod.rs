@@ -45,7 +45,8 @@ pub struct MountedVolume {
     pub dm_name: Option<DmName>,
     /// Root hash.
     pub root_hash: Option<Digest>,
-    /// How many mount points share this volume's device.
+    /// How many claims the volume's device has: adds not removed yet (at this mount point
+    /// and any other sharing the device), and rootfs holding it as a released layer.
     pub refcount: usize,
     /// The request changed nothing (already there).
     pub already_present: bool,
@@ -225,11 +226,18 @@ impl VolumeManager {
             source: e.source.clone(),
             dm_name: e.dm_name.clone(),
             root_hash: e.root_hash.clone(),
+            // Every claim on the device: each add not removed yet, at any mount point, and
+            // each released layer a rootfs holds.
             refcount: state
                 .entries
                 .iter()
-                .filter(|o| o.key == e.key && matches!(o.phase, Phase::Active | Phase::Released))
-                .count(),
+                .filter(|o| o.key == e.key)
+                .map(|o| match o.phase {
+                    Phase::Active => usize::try_from(o.holders).unwrap_or(usize::MAX),
+                    Phase::Released => 1,
+                    Phase::Pending | Phase::Removing => 0,
+                })
+                .sum(),
             already_present,
         }
     }

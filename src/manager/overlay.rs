@@ -76,8 +76,10 @@ impl VolumeManager {
             mounted_device: None,
             created_dirs: plan.missing_dirs(),
             phase: Phase::Pending,
+            holders: 1,
             lowers: plan.lowers.clone(),
             trees: plan.trees.clone(),
+            writable: plan.writable(),
         };
         let mut state = self.state();
         if state.entries.len() >= self.policy.max_volumes {

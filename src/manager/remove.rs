@@ -56,10 +56,18 @@ impl VolumeManager {
         if entry.kind == StorageKind::Overlay {
             return self.remove_overlay(entry);
         }
+        // Another add of it is not removed yet: one claim fewer, still mounted.
+        if entry.phase == Phase::Active && entry.holders > 1 {
+            return self.replace_entry(Entry {
+                holders: entry.holders - 1,
+                ..entry
+            });
+        }
         // A layer a rootfs still uses stays mounted, released: it goes with the last rootfs.
         if entry.phase != Phase::Removing && self.used_by_overlay(&entry.mount_point, None) {
             return self.replace_entry(Entry {
                 phase: Phase::Released,
+                holders: 0,
                 ..entry
             });
         }

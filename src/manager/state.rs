@@ -60,6 +60,10 @@ pub struct Entry {
     pub created_dirs: Vec<PathBuf>,
     /// Phase.
     pub phase: Phase,
+    /// How many adds of this volume at this mount point are not removed yet (as the Kata
+    /// agent counts storages): the last remove tears it down.
+    #[serde(default = "one")]
+    pub holders: u32,
     /// For an overlay: the mount points of its lower layers, top first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lowers: Vec<PathBuf>,
@@ -67,6 +71,14 @@ pub struct Entry {
     /// removed with their contents when it goes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trees: Vec<PathBuf>,
+    /// For an overlay: its upper and work directories (created or not): nothing else may be
+    /// mounted or written there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writable: Vec<PathBuf>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// What a mount point holds.

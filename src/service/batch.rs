@@ -3,11 +3,10 @@
 //! the error says which one failed and what became of the others. It does not care what
 //! shape the Storages have (a volume, a `dmverity` layer, an overlay): the daemon decides.
 //!
-//! Only the Storages the daemon reports as newly added (`already_present: false`) are
-//! removed on failure: adding is idempotent, so one that was already there belongs to
-//! someone else (another container sharing the layer) and stays. A Storage whose own add
-//! failed is not removed either: refused, it left nothing; lost in transport, it may be
-//! someone else's too.
+//! Every Storage this call added is removed on failure: the daemon counts each add as one
+//! claim (as the Kata agent counts storages), so removing one that was already there only
+//! takes back this call's claim — another container sharing the layer keeps it. A Storage
+//! whose own add failed is not removed: refused, it left nothing and took no claim.
 
 use super::client::{ClientError, VolumeClient};
 use super::proto::kata_volume as pb;
@@ -107,10 +106,6 @@ impl VolumeClient {
 
     async fn roll_back(&mut self, answers: &[pb::Volume], failure: &mut AddStoragesError) {
         for v in answers.iter().rev() {
-            if v.already_present {
-                failure.kept.push(v.mount_point.clone());
-                continue;
-            }
             match self.remove_storage(&v.mount_point).await {
                 Ok(_) => failure.removed.push(v.mount_point.clone()),
                 Err(e) => failure.not_removed.push((v.mount_point.clone(), e)),

@@ -175,9 +175,10 @@ fn a_failure_leaves_what_was_already_there() {
     list[2] = volumes_only([5, 1, 2])[2].clone();
     let o = d.cli(&["add", "--storages", &write(&d.dir, &list)], None);
     let err = stderr_line(&o);
+    // Each removal gives back this command's claim: the top layer keeps the other one.
     let head = format!(
-        "error: Storage 3 of 3 (mount point {}) failed (the 1 Storage added before it was \
-         removed; 1 already there before was left as it was): ",
+        "error: Storage 3 of 3 (mount point {}) failed (the 2 Storages added before it were \
+         removed): ",
         verity_mp(0)
     );
     assert!(err.starts_with(&head), "{err}");

@@ -1,0 +1,542 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(unused_imports, dead_code)]
+//! The Storage shapes a Kata runtime sends (issue 12), through the manager over the fake
+//! system: the CCv0 `dmverity` driver with disks named by guest address, the `overlayfs`
+//! rootfs over verified layers (two containers sharing one), and every refusal leaving
+//! nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use kata_volume::manager::{
+    ErrorKind, ManagerOptions, Phase, State, StateStore, Storage, StorageKind, VolumeManager,
+};
+use kata_volume::policy::Policy;
+use kata_volume::request::CREATE_DIRECTORY;
+use kata_volume::system::{DevNum, FakeSystem, Op, System};
+
+const ROOT: &str = "/run/kata-containers";
+const VV: &str = "/run/kata-containers/virtual-volumes";
+
+#[derive(Default)]
+struct MemStore(Mutex<Option<State>>);
+
+impl StateStore for MemStore {
+    fn load(&self) -> std::io::Result<State> {
+        Ok(self.0.lock().unwrap().clone().unwrap_or_else(State::empty))
+    }
+    fn save(&self, s: &State) -> std::io::Result<()> {
+        *self.0.lock().unwrap() = Some(s.clone());
+        Ok(())
+    }
+}
+
+/// Root hash of layer `i`.
+fn root(i: u8) -> String {
+    format!("{:02x}", 0xa0 + i).repeat(32)
+}
+
+/// The `verity_info=` JSON of layer `i` (tarfs layout: 512-byte blocks, 4 KiB hash blocks).
+fn verity_info(i: u8) -> String {
+    format!(
+        r#"{{"hashtype":"sha256","hash":"{}","blocknum":16384,"blocksize":512,"hashsize":4096,"offset":8388608}}"#,
+        root(i)
+    )
+}
+
+/// A system with four disks hot-plugged at PCI slots 05..08 (`/dev/vdb`..`/dev/vde`).
+fn system() -> Arc<FakeSystem> {
+    let f = FakeSystem::new();
+    for d in ["/run", ROOT] {
+        f.add_dir(d);
+    }
+    for (i, name) in ["vdb", "vdc", "vdd", "vde"].iter().enumerate() {
+        let node = format!("/dev/{name}");
+        let minor = u32::try_from(16 * (i + 1)).unwrap();
+        f.add_block_device(&node, DevNum { major: 254, minor }, 16 << 20);
+        f.plug_disk(&format!("{:02x}", 5 + i), &node);
+    }
+    Arc::new(f)
+}
+
+fn manager(sys: &Arc<FakeSystem>, policy: Policy) -> (VolumeManager, Arc<MemStore>) {
+    let store = Arc::new(MemStore::default());
+    let m = VolumeManager::new(sys.clone(), store.clone(), ManagerOptions { policy })
+        .unwrap()
+        .0;
+    (m, store)
+}
+
+/// The CCv0 runtime's Storage for layer `i` on the disk at PCI slot `slot`.
+fn dmverity(i: u8, slot: &str) -> Storage {
+    Storage {
+        driver: "dmverity".into(),
+        driver_options: vec![
+            format!("verity_info={}", verity_info(i)),
+            "source_type=virtio_pci".into(),
+        ],
+        source: slot.into(),
+        fstype: "erofs".into(),
+        options: vec!["ro".into()],
+        mount_point: layer_mp(i),
+    }
+}
+
+fn layer_mp(i: u8) -> String {
+    format!("{VV}/verity/{}", root(i))
+}
+
+/// The CCv0 runtime's overlay Storage for container `cid` over `layers` (top first).
+fn overlay(cid: &str, layers: &[u8]) -> Storage {
+    let upper = format!("{VV}/containers/{cid}/fs");
+    let work = format!("{VV}/containers/{cid}/work");
+    let mut options: Vec<String> = layers
+        .iter()
+        .map(|i| format!("lowerdir={}", layer_mp(*i)))
+        .collect();
+    options.push(format!("upperdir={upper}"));
+    options.push(format!("workdir={work}"));
+    Storage {
+        driver: "overlayfs".into(),
+        driver_options: vec![
+            format!("{CREATE_DIRECTORY}={upper}"),
+            format!("{CREATE_DIRECTORY}={work}"),
+        ],
+        source: "overlay".into(),
+        fstype: "overlay".into(),
+        options,
+        mount_point: format!("{ROOT}/{cid}/rootfs"),
+    }
+}
+
+fn mounts_at(sys: &FakeSystem, target: &str) -> Vec<kata_volume::system::MountEntry> {
+    sys.mounts()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.target == Path::new(target))
+        .collect()
+}
+
+/// Kata main's multi-layer storage for GPT partition `n` of the disk at PCI slot 05, with its
+/// dm-verity parameters (no superblock).
+fn multi_layer(n: u8, cid: &str) -> Storage {
+    Storage {
+        driver: "blk".into(),
+        source: "05".into(),
+        fstype: "erofs".into(),
+        options: vec![
+            "ro".into(),
+            "X-kata.overlay-lower".into(),
+            "X-kata.multi-layer=true".into(),
+            "X-kata.gpt-partitioned=true".into(),
+            format!("X-kata.partition-number={n}"),
+            "X-kata.dmverity-enabled=true".into(),
+            format!("X-kata.dmverity.roothash={}", root(n)),
+            "X-kata.dmverity.hashoffset=8388608".into(),
+            "X-kata.dmverity.no-superblock=true".into(),
+        ],
+        mount_point: format!("{ROOT}/passthrough/{cid}/rootfs"),
+        ..Storage::default()
+    }
+}
+
+/// The disk at slot 05 with three partitions of 16 MiB.
+fn partitioned(sys: &FakeSystem) {
+    for n in 1..=3u32 {
+        sys.add_block_device(
+            &format!("/dev/vdb{n}"),
+            DevNum {
+                major: 254,
+                minor: 16 + n,
+            },
+            16 << 20,
+        );
+    }
+}
+
+fn lower(cid: &str, n: u8) -> String {
+    format!("{ROOT}/multi-layer/{cid}/lower-{n}")
+}
+
+/// F1: the first layer mounts, the rootfs overlay mount fails: the layer, its dm device and
+/// directories stay, and no entry lets the runtime's RemoveStorage(rootfs) find them.
+#[test]
+fn review_multilayer_failed_overlay_leaks_the_layer() {
+    let sys = system();
+    partitioned(&sys);
+    let (m, store) = manager(&sys, Policy::default());
+    let before = sys.snapshot();
+    // Mount #0: the layer; mount #1: the overlay.
+    sys.fail_nth(Op::Mount, 1, nix::libc::EIO);
+    let e = m.add_storage(&multi_layer(1, "c1")).unwrap_err();
+    eprintln!("add failed: {e}");
+    let rootfs = format!("{ROOT}/passthrough/c1/rootfs");
+    let removed = m.remove_storage(&rootfs).unwrap();
+    eprintln!("remove rootfs -> {removed}");
+    eprintln!(
+        "state: {:?}",
+        store
+            .load()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| (&e.mount_point, e.phase))
+            .collect::<Vec<_>>()
+    );
+    eprintln!("mounts left: {:?}", sys.snapshot().mounts);
+    eprintln!("dm left: {:?}", sys.snapshot().dm);
+    assert_eq!(
+        sys.snapshot(),
+        before,
+        "left behind after a failed multi-layer add + remove"
+    );
+}
+
+/// F1b: a rebuild (second layer) whose overlay mount fails: the old rootfs is gone, its
+/// upper (container writes) forgotten, layers orphaned.
+#[test]
+fn review_multilayer_failed_rebuild_leaks() {
+    let sys = system();
+    partitioned(&sys);
+    let (m, store) = manager(&sys, Policy::default());
+    let before = sys.snapshot();
+    m.add_storage(&multi_layer(1, "c1")).unwrap();
+    // layer 2 mount ok (#0), overlay rebuild (#1) fails.
+    sys.fail_nth(Op::Mount, 1, nix::libc::EIO);
+    let e = m.add_storage(&multi_layer(2, "c1")).unwrap_err();
+    eprintln!("rebuild failed: {e}");
+    let rootfs = format!("{ROOT}/passthrough/c1/rootfs");
+    eprintln!(
+        "rootfs mounted after failed rebuild: {}",
+        mounts_at(&sys, &rootfs).len()
+    );
+    let removed = m.remove_storage(&rootfs).unwrap();
+    eprintln!("remove rootfs -> {removed}");
+    eprintln!(
+        "state: {:?}",
+        store
+            .load()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| (&e.mount_point, e.phase))
+            .collect::<Vec<_>>()
+    );
+    let snap = sys.snapshot();
+    eprintln!("mounts left: {:?}\ndm left: {:?}", snap.mounts, snap.dm);
+    eprintln!(
+        "dirs left: {:?}",
+        snap.dirs.difference(&before.dirs).collect::<Vec<_>>()
+    );
+    assert_eq!(snap, before);
+}
+
+/// F6: the rootfs goes, the first layer's teardown fails: the overlay entry is already
+/// forgotten, the other layers stay Released with no user, and a retry finds nothing.
+#[test]
+fn review_multilayer_layer_teardown_failure_orphans_the_rest() {
+    let sys = system();
+    partitioned(&sys);
+    let (m, store) = manager(&sys, Policy::default());
+    let before = sys.snapshot();
+    for n in [1, 2, 3] {
+        m.add_storage(&multi_layer(n, "c1")).unwrap();
+    }
+    let rootfs = format!("{ROOT}/passthrough/c1/rootfs");
+    sys.fail_nth(Op::DmRemove, 0, nix::libc::EIO);
+    let e = m.remove_storage(&rootfs).unwrap_err();
+    eprintln!("remove failed: {e}");
+    let again = m.remove_storage(&rootfs);
+    eprintln!("retry -> {again:?}");
+    eprintln!(
+        "state: {:?}",
+        store
+            .load()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| (&e.mount_point, e.phase))
+            .collect::<Vec<_>>()
+    );
+    // The container is created again: the same first layer.
+    let re = m.add_storage(&multi_layer(1, "c1"));
+    eprintln!(
+        "re-add layer 1 -> {:?}",
+        re.as_ref()
+            .map(|v| v.already_present)
+            .map_err(|e| (e.to_string(), e.kind()))
+    );
+    let snap = sys.snapshot();
+    eprintln!("mounts left: {:?}\ndm left: {:?}", snap.mounts, snap.dm);
+    let _ = before;
+}
+
+/// F4: two rootfs whose parent directories share a name share one layer directory: the second
+/// rootfs gets the first's layers.
+#[test]
+fn review_multilayer_container_name_collision_mixes_layers() {
+    let sys = system();
+    partitioned(&sys);
+    let (m, _) = manager(&sys, Policy::default());
+    let mut a = multi_layer(1, "c1");
+    a.mount_point = format!("{ROOT}/a/c1/rootfs");
+    m.add_storage(&a).unwrap();
+    let mut b = multi_layer(2, "c1");
+    b.mount_point = format!("{ROOT}/b/c1/rootfs");
+    m.add_storage(&b).unwrap();
+    let o = mounts_at(&sys, &format!("{ROOT}/b/c1/rootfs"));
+    eprintln!("b's overlay: {}", o[0].super_options);
+    assert!(
+        !o[0].super_options.contains("lower-1"),
+        "b got a's layer: {}",
+        o[0].super_options
+    );
+}
+
+/// F2: two overlays name the same upper: the first created it (a tree), the second found it.
+/// Removing the first deletes the second's upper while it is mounted.
+#[test]
+fn review_shared_upper_is_removed_under_another_rootfs() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    // c2 reuses c1's upper and work directories (they exist now: nothing to create).
+    let mut s2 = overlay("c1", &[1]);
+    s2.mount_point = format!("{ROOT}/c2/rootfs");
+    s2.driver_options.clear();
+    m.add_storage(&s2).unwrap();
+    let upper = PathBuf::from(format!("{VV}/containers/c1/fs"));
+    sys.add_file(&format!("{VV}/containers/c1/fs/c2-data"), 10);
+    m.remove_storage(&format!("{ROOT}/c1/rootfs")).unwrap();
+    assert_eq!(mounts_at(&sys, &format!("{ROOT}/c2/rootfs")).len(), 1);
+    assert!(
+        sys.snapshot().dirs.contains(&upper),
+        "c2's mounted upper directory was deleted"
+    );
+}
+
+/// F3: the lower's entry is checked, not what is mounted there now: a mount over a verified
+/// layer's mount point (not ours) becomes a rootfs layer.
+#[test]
+fn review_overlay_lower_is_trusted_from_state_not_kernel() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    // Something else (the agent, another storage driver) mounts over the layer's mount point.
+    sys.add_block_device(
+        "/dev/vde9",
+        DevNum {
+            major: 254,
+            minor: 99,
+        },
+        1 << 20,
+    );
+    sys.mount(
+        Path::new("/dev/vde9"),
+        Path::new(&layer_mp(1)),
+        "ext4",
+        kata_volume::system::MountFlags::default(),
+        "",
+    )
+    .unwrap();
+    let r = m.add_storage(&overlay("c1", &[1]));
+    assert!(
+        r.is_err(),
+        "an overlay over a foreign mount at a verified layer's mount point was built"
+    );
+}
+
+/// F5: the rootfs overlay went away (unmounted outside); a re-add mounts it again but keeps
+/// the old device number in the entry: the removal then calls our own overlay foreign.
+#[test]
+fn review_overlay_remount_keeps_stale_device() {
+    let sys = system();
+    let (m, store) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    let rootfs = format!("{ROOT}/c1/rootfs");
+    sys.unmount(Path::new(&rootfs)).unwrap();
+    let again = m.add_storage(&overlay("c1", &[1])).unwrap();
+    eprintln!("re-add: already_present={}", again.already_present);
+    assert_eq!(mounts_at(&sys, &rootfs).len(), 1);
+    let r = m.remove_storage(&rootfs);
+    eprintln!(
+        "remove -> {:?}",
+        r.as_ref().map_err(|e| (e.to_string(), e.kind()))
+    );
+    eprintln!(
+        "state: {:?}",
+        store
+            .load()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| (&e.mount_point, e.phase))
+            .collect::<Vec<_>>()
+    );
+    drop(m);
+    let (m2, report) = VolumeManager::new(
+        sys.clone(),
+        store.clone(),
+        ManagerOptions {
+            policy: Policy::default(),
+        },
+    )
+    .unwrap();
+    eprintln!(
+        "restart: {report:?}; rootfs still mounted: {}; state {:?}",
+        mounts_at(&sys, &rootfs).len(),
+        store
+            .load()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| (&e.mount_point, e.phase))
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "remove after restart -> {:?}",
+        m2.remove_storage(&rootfs).map_err(|e| e.to_string())
+    );
+    assert!(r.is_ok());
+}
+
+/// F5b: multi-layer: a re-sent layer answers already_present from the state alone.
+#[test]
+fn review_multilayer_already_present_without_rootfs() {
+    let sys = system();
+    partitioned(&sys);
+    let (m, _) = manager(&sys, Policy::default());
+    m.add_storage(&multi_layer(1, "c1")).unwrap();
+    let rootfs = format!("{ROOT}/passthrough/c1/rootfs");
+    sys.unmount(Path::new(&rootfs)).unwrap();
+    let again = m.add_storage(&multi_layer(1, "c1")).unwrap();
+    eprintln!(
+        "already_present={} mounted={}",
+        again.already_present,
+        mounts_at(&sys, &rootfs).len()
+    );
+    assert_eq!(
+        mounts_at(&sys, &rootfs).len(),
+        1,
+        "already_present with no rootfs mounted"
+    );
+}
+
+/// F7: multi-layer's overlay request is built internally from the container name (the rootfs's
+/// parent directory), which nothing checks for the overlay separators: a ':' splits one
+/// checked lower into two the kernel mounts (the second relative to the daemon's cwd).
+#[test]
+fn review_multilayer_container_name_with_colon_splits_lowerdir() {
+    let sys = system();
+    partitioned(&sys);
+    // What the kernel would resolve relative to the daemon's cwd.
+    sys.add_dir("b/lower-1");
+    sys.add_dir("b/upper/upper");
+    sys.add_dir("b/upper/work");
+    sys.add_dir(&format!("{ROOT}/multi-layer/a"));
+    let (m, _) = manager(&sys, Policy::default());
+    let mut s = multi_layer(1, "c1");
+    s.mount_point = format!("{ROOT}/p/a:b/rootfs");
+    let r = m.add_storage(&s);
+    eprintln!(
+        "add -> {:?}",
+        r.as_ref().map(|_| ()).map_err(|e| format!("{e:?}"))
+    );
+    let o = mounts_at(&sys, &format!("{ROOT}/p/a:b/rootfs"));
+    if let Some(o) = o.first() {
+        eprintln!("overlay data: {}", o.super_options);
+    }
+    assert!(
+        r.is_err(),
+        "a rootfs whose lowerdir the kernel splits differently was mounted"
+    );
+}
+
+/// F7b: a lower ending in '\' is accepted; the kernel reads "\:" as an escaped ':' and joins
+/// it with the next lower into one path nobody checked.
+#[test]
+fn review_overlay_lower_with_backslash_is_accepted() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    let mut v = dmverity(2, "06");
+    v.mount_point = format!("{ROOT}/evil\\");
+    m.add_storage(&v).unwrap();
+    let mut s = overlay("c1", &[1]);
+    s.options.insert(0, format!("lowerdir={ROOT}/evil\\"));
+    let r = m.add_storage(&s);
+    let o = mounts_at(&sys, &format!("{ROOT}/c1/rootfs"));
+    if let Some(o) = o.first() {
+        eprintln!("overlay data: {}", o.super_options);
+    }
+    assert!(
+        r.is_err(),
+        "a lowerdir with an escape character was passed to the kernel"
+    );
+}
+
+/// F9: a mount point inside a rootfs's upper directory (which the container writes: it can
+/// turn any directory there into a symlink between resolve and mount) is accepted.
+#[test]
+fn review_mount_point_inside_a_containers_upper_is_accepted() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    // The container made /d in its rootfs: it is in the upper directory.
+    sys.add_dir(&format!("{VV}/containers/c1/fs/d"));
+    let mut v = dmverity(2, "06");
+    v.mount_point = format!("{VV}/containers/c1/fs/d/mnt");
+    let r = m.add_storage(&v);
+    assert!(
+        r.is_err(),
+        "a mount point inside a container-writable upper directory was used"
+    );
+}
+
+/// F10: a shared layer's mount point has no count of who asked for it: c2 asks for layer 1
+/// (already_present), then c1 goes (layer, then rootfs, in the upstream order): the layer is
+/// torn down under c2, whose rootfs then cannot be built.
+#[test]
+fn review_shared_layer_claimed_by_second_container_is_torn_down() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    // c2's CreateContainer starts: its layer is already there.
+    assert!(m.add_storage(&dmverity(1, "05")).unwrap().already_present);
+    // Meanwhile c1 is removed, volumes first.
+    m.remove_storage(&layer_mp(1)).unwrap();
+    m.remove_storage(&format!("{ROOT}/c1/rootfs")).unwrap();
+    eprintln!("layer 1 mounted: {}", mounts_at(&sys, &layer_mp(1)).len());
+    // c2's CreateContainer goes on.
+    let r = m.add_storage(&overlay("c2", &[1]));
+    eprintln!(
+        "c2 rootfs -> {:?}",
+        r.as_ref().map(|_| ()).map_err(|e| e.to_string())
+    );
+    assert!(r.is_ok(), "c2 lost its layer");
+}
+
+/// F11: a Released layer asked for again is claimed again: it outlives the rootfs that held
+/// it, until its own remove.
+#[test]
+fn review_reactivated_layer_reports_already_present() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    m.remove_storage(&layer_mp(1)).unwrap(); // Released
+    let again = m.add_storage(&dmverity(1, "05")).unwrap();
+    assert_eq!(again.refcount, 1);
+    m.remove_storage(&format!("{ROOT}/c1/rootfs")).unwrap();
+    assert_eq!(
+        mounts_at(&sys, &layer_mp(1)).len(),
+        1,
+        "the claimed layer went with the rootfs"
+    );
+    assert!(m.remove_storage(&layer_mp(1)).unwrap());
+    assert!(mounts_at(&sys, &layer_mp(1)).is_empty());
+}
