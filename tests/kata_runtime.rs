@@ -359,7 +359,7 @@ fn a_rootfs_refuses_layers_that_are_not_verified_volumes_of_ours() {
                 s.options[0] = format!("lowerdir={},x", layer_mp(1));
                 s
             },
-            "contains ':' or ','",
+            "contains ':', ',' or '\\'",
         ),
         (
             {
@@ -497,16 +497,33 @@ fn kata_mains_multi_layer_storages_build_one_rootfs_layer_by_layer() {
     let (m, store) = manager(&sys, Policy::default());
     let before = sys.snapshot();
     let rootfs = format!("{ROOT}/passthrough/c1/rootfs");
-    let lower = |n: u8| format!("{ROOT}/multi-layer/c1/lower-{n}");
+    // The layers' directory: the container's name and a digest of the rootfs path.
+    let dir = |sys: &FakeSystem| {
+        sys.mounts()
+            .unwrap()
+            .iter()
+            .map(|m| m.target.to_string_lossy().into_owned())
+            .find_map(|t| {
+                let rest = t.strip_prefix(&format!("{ROOT}/multi-layer/c1-"))?;
+                Some(format!("{ROOT}/multi-layer/c1-{}", rest.split('/').next()?))
+            })
+            .unwrap()
+    };
     for n in [2, 1, 3] {
         let r = m.add_storage(&multi_layer(n, "c1")).unwrap();
         assert_eq!(r.kind, StorageKind::Overlay);
-        assert_eq!(mounts_at(&sys, &lower(n)).len(), 1, "layer {n}");
+        assert_eq!(
+            mounts_at(&sys, &format!("{}/lower-{n}", dir(&sys))).len(),
+            1,
+            "layer {n}"
+        );
     }
+    let dir = dir(&sys);
+    let lower = |n: u8| format!("{dir}/lower-{n}");
     // One overlay, the lowest partition number on top, a guest directory as its upper.
     let o = mounts_at(&sys, &rootfs);
     assert_eq!(o.len(), 1, "{o:?}");
-    let upper = format!("{ROOT}/multi-layer/c1/upper");
+    let upper = format!("{dir}/upper");
     assert_eq!(
         o[0].super_options,
         format!(

@@ -154,10 +154,6 @@ fn partitioned(sys: &FakeSystem) {
     }
 }
 
-fn lower(cid: &str, n: u8) -> String {
-    format!("{ROOT}/multi-layer/{cid}/lower-{n}")
-}
-
 /// F1: the first layer mounts, the rootfs overlay mount fails: the layer, its dm device and
 /// directories stay, and no entry lets the runtime's RemoveStorage(rootfs) find them.
 #[test]
@@ -305,15 +301,17 @@ fn review_shared_upper_is_removed_under_another_rootfs() {
     let mut s2 = overlay("c1", &[1]);
     s2.mount_point = format!("{ROOT}/c2/rootfs");
     s2.driver_options.clear();
-    m.add_storage(&s2).unwrap();
-    let upper = PathBuf::from(format!("{VV}/containers/c1/fs"));
-    sys.add_file(&format!("{VV}/containers/c1/fs/c2-data"), 10);
-    m.remove_storage(&format!("{ROOT}/c1/rootfs")).unwrap();
-    assert_eq!(mounts_at(&sys, &format!("{ROOT}/c2/rootfs")).len(), 1);
-    assert!(
-        sys.snapshot().dirs.contains(&upper),
-        "c2's mounted upper directory was deleted"
+    // Refused: two rootfs never share an upper (or work) directory.
+    let e = m.add_storage(&s2).unwrap_err();
+    assert_eq!(
+        e.kind(),
+        kata_volume::manager::ErrorKind::PermissionDenied,
+        "{e}"
     );
+    assert!(e.to_string().contains("writable directory"), "{e}");
+    assert!(mounts_at(&sys, &format!("{ROOT}/c2/rootfs")).is_empty());
+    let upper = PathBuf::from(format!("{VV}/containers/c1/fs"));
+    assert!(sys.snapshot().dirs.contains(&upper));
 }
 
 /// F3: the lower's entry is checked, not what is mounted there now: a mount over a verified

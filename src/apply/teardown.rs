@@ -54,6 +54,11 @@ pub struct Known {
     /// the mount point on any other device is someone else's: the teardown refuses it and
     /// changes nothing. When not known (the CLI's `umount`), the top mount is taken down.
     pub mounted_device: Option<DevNum>,
+    /// Whether only a mount known to be the caller's may be unmounted: when the device its
+    /// mount is on is unknown (neither `mounted_device` nor a live `dm_name`), a mount found
+    /// at the mount point is left alone (an error) rather than taken for the caller's. The
+    /// manager sets it; the CLI's `umount --any` does not.
+    pub only_ours: bool,
     /// Whether other mount points of the caller still share the dm device: `Some(true)`
     /// keeps it, `Some(false)` removes it (deferred while anything, e.g. a bind mount, still
     /// holds it); `None` decides from the mount table (kept while any mount uses it).
@@ -125,9 +130,12 @@ fn find(
     let ours = known
         .mounted_device
         .or_else(|| view.device(known.dm_name.as_ref()?));
-    if let (Some(t), Some(dev)) = (&top, ours)
-        && t.dev != dev
-    {
+    let foreign = match (&top, ours) {
+        (Some(t), Some(dev)) => t.dev != dev,
+        (Some(_), None) => known.only_ours,
+        (None, _) => false,
+    };
+    if let (true, Some(t)) = (foreign, &top) {
         return Err(ApplyError::ForeignMount {
             mount_point: mount_point.to_owned(),
             device: t.source.clone(),

@@ -1,6 +1,8 @@
 //! Adding a storage: parse, then one way through per shape — a volume (authorize, resolve,
 //! plan, lock, pending, apply, active) or a rootfs overlay (`overlay.rs`).
 
+use std::path::Path;
+
 use super::state::{Entry, Phase, StorageKind, replace};
 use super::{ManagerError, MountedVolume, VolumeManager, mount_key, plan_volume};
 use crate::apply::{self, Applied, ApplyError};
@@ -25,7 +27,15 @@ impl VolumeManager {
     /// went away); a removal of that mount point that did not finish is finished first; a
     /// different volume there is a conflict.
     pub fn add(&self, request: &Request) -> Result<MountedVolume, ManagerError> {
-        let mount_point = request.mount_point();
+        match request {
+            Request::Volume(req) => self.add_volume(req),
+            Request::Overlay(req) => self.add_overlay(req),
+            Request::MultiLayer(req) => self.add_multilayer(req),
+        }
+    }
+
+    /// A removal of `mount_point` that did not finish is finished first.
+    pub(super) fn finish_removal(&self, mount_point: &Path) -> Result<(), ManagerError> {
         if self
             .entry_at(mount_point)
             .is_some_and(|e| e.phase == Phase::Removing)
@@ -36,15 +46,13 @@ impl VolumeManager {
                     source: Box::new(e),
                 })?;
         }
-        match request {
-            Request::Volume(req) => self.add_volume(req),
-            Request::Overlay(req) => self.add_overlay(req),
-            Request::MultiLayer(req) => self.add_multilayer(req),
-        }
+        Ok(())
     }
 
     pub(super) fn add_volume(&self, req: &VolumeRequest) -> Result<MountedVolume, ManagerError> {
         let mount_point = &req.mount_point;
+        self.finish_removal(mount_point)?;
+        self.check_not_writable(mount_point, mount_point, false)?;
         let plan = plan_volume(self.sys.as_ref(), &self.policy, req)?;
         let key = plan.key();
         let _held = self.locks.lock(&[&key, &mount_key(mount_point)]);
@@ -54,40 +62,17 @@ impl VolumeManager {
             Some(e) if e.key == key && e.phase == Phase::Active => self.reapply(e, &plan, true),
             // Released (a rootfs still uses it) and asked for again: wanted once more.
             Some(e) if e.key == key && e.phase == Phase::Released => self.reactivate(e, &plan),
-            Some(e) => Err(ManagerError::Conflict {
-                mount_point: mount_point.to_owned(),
-                existing: e
-                    .dm_name
-                    .as_ref()
-                    .map_or(e.source.clone(), ToString::to_string),
-            }),
+            Some(e) => Err(self.conflict(&e)),
             None => {
-                let pending = self.record_pending(&plan)?;
+                let pending = self.record_pending(volume_entry(&plan))?;
                 let applied = apply::apply(self.sys.as_ref(), &plan);
                 self.record(pending, applied)
             }
         }
     }
 
-    /// Writes the pending entry of a plan (before anything is changed).
-    fn record_pending(&self, plan: &Plan) -> Result<Entry, ManagerError> {
-        let pending = Entry {
-            mount_point: plan.target.path.clone(),
-            kind: StorageKind::Volume(plan.volume_type),
-            source: plan.source.path().to_string_lossy().into_owned(),
-            key: plan.key(),
-            dm_name: plan.verity.as_ref().map(|v| v.name.clone()),
-            root_hash: plan.verity.as_ref().map(|v| v.params.root_hash().clone()),
-            // What a crash mid-setup may leave behind (removed at restart if still empty).
-            created_dirs: plan.target.missing_dirs.clone(),
-            loop_device: None,
-            mounted_device: None,
-            phase: Phase::Pending,
-            holders: 1,
-            lowers: Vec::new(),
-            trees: Vec::new(),
-            writable: Vec::new(),
-        };
+    /// Writes a pending entry (before anything is changed), within the volume limit.
+    pub(super) fn record_pending(&self, pending: Entry) -> Result<Entry, ManagerError> {
         let mut state = self.state();
         if state.entries.len() >= self.policy.max_volumes {
             return Err(ManagerError::TooMany(self.policy.max_volumes));
@@ -171,6 +156,7 @@ impl VolumeManager {
                 dm_name: applied.dm_name.clone(),
                 loop_device: applied.loop_device.clone(),
                 mounted_device: applied.mounted_dev,
+                only_ours: true,
                 shared: None,
             };
             let _ = apply::teardown(
@@ -182,5 +168,26 @@ impl VolumeManager {
             return Err(e);
         }
         Ok(self.mounted(&state, &active, applied.already_applied))
+    }
+}
+
+/// The pending entry of a volume plan.
+fn volume_entry(plan: &Plan) -> Entry {
+    Entry {
+        mount_point: plan.target.path.clone(),
+        kind: StorageKind::Volume(plan.volume_type),
+        source: plan.source.path().to_string_lossy().into_owned(),
+        key: plan.key(),
+        dm_name: plan.verity.as_ref().map(|v| v.name.clone()),
+        root_hash: plan.verity.as_ref().map(|v| v.params.root_hash().clone()),
+        // What a crash mid-setup may leave behind (removed at restart if still empty).
+        created_dirs: plan.target.missing_dirs.clone(),
+        loop_device: None,
+        mounted_device: None,
+        phase: Phase::Pending,
+        holders: 1,
+        lowers: Vec::new(),
+        trees: Vec::new(),
+        writable: Vec::new(),
     }
 }

@@ -79,6 +79,18 @@ pub enum ManagerError {
         "A rootfs overlay is built by the daemon (or a VolumeManager), which knows the volumes it mounted"
     )]
     NeedsManager,
+    /// A path inside (or containing) a rootfs's upper or work directory.
+    #[error(
+        "{} lies in the writable directory {} of a container rootfs (or contains it): a container writes there",
+        shown(path),
+        shown(writable)
+    )]
+    Writable {
+        /// The path asked for.
+        path: PathBuf,
+        /// The rootfs's upper or work directory.
+        writable: PathBuf,
+    },
     /// The mount point is not managed here.
     #[error("No volume is mounted at {}", shown(.0))]
     NotFound(PathBuf),
@@ -136,6 +148,7 @@ impl ManagerError {
                 _ => ErrorKind::InvalidArgument,
             },
             Self::Conflict { .. } => ErrorKind::AlreadyExists,
+            Self::Writable { .. } => ErrorKind::PermissionDenied,
             Self::UnfinishedRemoval { source, .. } => source.kind(),
             Self::Busy(_) => ErrorKind::ResourceExhausted,
             Self::NotFound(_) => ErrorKind::NotFound,

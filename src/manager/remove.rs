@@ -114,6 +114,32 @@ impl VolumeManager {
         self.commit(&mut state, next)
     }
 
+    /// An entry torn down but not forgotten yet: the directories it made (and those its
+    /// teardown tried) that are still there become leftovers, and it holds none any more.
+    pub(super) fn hand_over_dirs(
+        &self,
+        entry: Entry,
+        tried: &[PathBuf],
+    ) -> Result<Entry, ManagerError> {
+        let mut state = self.state();
+        let mut next = state.clone();
+        let mut left = next.leftover_dirs.clone();
+        left.extend(entry.created_dirs.iter().chain(tried).cloned());
+        left.sort();
+        left.dedup();
+        left.retain(|d| self.sys.lstat(d).is_ok());
+        next.leftover_dirs = left;
+        let emptied = Entry {
+            created_dirs: Vec::new(),
+            trees: Vec::new(),
+            writable: Vec::new(),
+            ..entry
+        };
+        replace(&mut next, emptied.clone());
+        self.commit(&mut state, next)?;
+        Ok(emptied)
+    }
+
     /// Whether an active overlay (other than `except`) uses the volume at `mount_point`.
     pub(super) fn used_by_overlay(&self, mount_point: &Path, except: Option<&Path>) -> bool {
         self.state().entries.iter().any(|o| {

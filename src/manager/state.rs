@@ -201,6 +201,7 @@ impl Entry {
             dm_name: self.dm_name.clone(),
             loop_device: self.loop_device.clone(),
             mounted_device: self.mounted_device,
+            only_ours: true,
             shared: None,
         }
     }

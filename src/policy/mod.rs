@@ -156,6 +156,11 @@ pub enum PolicyError {
     /// Root hash not in the trusted set.
     #[error("Root hash {0} is not trusted")]
     UntrustedRootHash(String),
+    /// A path an overlay's options would split or escape.
+    #[error(
+        "Overlay directory {0} contains ':', ',' or '\\', which overlay options split on or escape"
+    )]
+    OverlayPath(String),
     /// An overlay's lower layer is not one of our volumes.
     #[error(
         "Lower layer {0} is not a volume mounted here: a rootfs is built only from verified volumes (unverified ones need the policy's allow_unverified)"

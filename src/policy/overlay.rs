@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 
 use super::{Policy, PolicyError};
 use crate::request::OverlayRequest;
-use crate::system::{MountFlags, MountSpec};
+use crate::system::{DevNum, MountFlags, MountSpec};
 use crate::volume::shown;
 
 /// What the manager knows of a lower layer's mount point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
-    /// One of its volumes, verified by dm-verity.
-    Verified,
-    /// One of its volumes, not verified.
-    Unverified,
+    /// One of its volumes, verified by dm-verity, mounted on this device.
+    Verified(Option<DevNum>),
+    /// One of its volumes, not verified, mounted on this device.
+    Unverified(Option<DevNum>),
     /// Not one of its volumes.
     Unknown,
 }
@@ -26,6 +26,9 @@ pub enum Layer {
 pub struct AuthorizedOverlay {
     /// Lower layers, top first.
     pub lowers: Vec<PathBuf>,
+    /// The device each lower's mount must be on (its volume's), when it is one of ours:
+    /// `resolve` checks the kernel shows just that there, nothing mounted over it.
+    pub lower_devices: Vec<Option<DevNum>>,
     /// Upper and work directories.
     pub upper: Option<(PathBuf, PathBuf)>,
     /// Directories to create (upper, work).
@@ -53,14 +56,21 @@ impl Policy {
             .chain(req.upper.iter().flat_map(|(u, w)| [u, w]));
         for d in dirs {
             self.check_mount_point(d)?;
-        }
-        for lower in &req.lowers {
-            match layer_of(lower) {
-                Layer::Verified => {}
-                Layer::Unverified | Layer::Unknown if self.allow_unverified => {}
-                Layer::Unverified => return Err(PolicyError::UnverifiedLayer(shown(lower))),
-                Layer::Unknown => return Err(PolicyError::UnknownLayer(shown(lower))),
+            // However the request was built (a multi-layer rootfs names its own layers), no
+            // path reaches the kernel's option parser with a separator or escape in it.
+            if d.to_string_lossy().contains([':', ',', '\\']) {
+                return Err(PolicyError::OverlayPath(shown(d)));
             }
+        }
+        let mut lower_devices = Vec::new();
+        for lower in &req.lowers {
+            lower_devices.push(match layer_of(lower) {
+                Layer::Verified(dev) => dev,
+                Layer::Unverified(dev) if self.allow_unverified => dev,
+                Layer::Unknown if self.allow_unverified => None,
+                Layer::Unverified(_) => return Err(PolicyError::UnverifiedLayer(shown(lower))),
+                Layer::Unknown => return Err(PolicyError::UnknownLayer(shown(lower))),
+            });
         }
         let lowers = req
             .lowers
@@ -83,6 +93,7 @@ impl Policy {
         };
         Ok(AuthorizedOverlay {
             lowers: req.lowers.clone(),
+            lower_devices,
             upper: req.upper.clone(),
             create: req.create.clone(),
             mount_point: req.mount_point.clone(),

@@ -45,15 +45,35 @@ struct Options {
     mount: Vec<String>,
 }
 
+/// `true` or `false`, as Kata main writes them.
+fn flag(key: &str, value: &str) -> Result<bool, RequestError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(key, value, "must be true or false")),
+    }
+}
+
 fn options(storage: &Storage) -> Result<Options, RequestError> {
     let mut o = Options::default();
+    let mut seen: Vec<&str> = Vec::new();
     for opt in &storage.options {
         let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+        if key.starts_with("X-kata.") && key != "X-kata.mkdir.path" {
+            if seen.contains(&key) {
+                return Err(bad(key, value, "is given twice: refused as ambiguous"));
+            }
+            seen.push(key);
+        }
         match key {
-            "X-kata.multi-layer" if value == "true" => {}
+            "X-kata.multi-layer" => {
+                if !flag(key, value)? {
+                    return Err(bad(key, value, "must be true on a multi-layer storage"));
+                }
+            }
             "X-kata.overlay-lower" => o.lower = true,
             "X-kata.overlay-upper" => o.upper = true,
-            "X-kata.gpt-partitioned" => o.gpt = value == "true",
+            "X-kata.gpt-partitioned" => o.gpt = flag(key, value)?,
             "X-kata.partition-number" => {
                 o.partition = Some(
                     value
@@ -61,7 +81,7 @@ fn options(storage: &Storage) -> Result<Options, RequestError> {
                         .map_err(|_| bad(key, value, "must be a partition number"))?,
                 );
             }
-            "X-kata.dmverity-enabled" => o.dmverity = value == "true",
+            "X-kata.dmverity-enabled" => o.dmverity = flag(key, value)?,
             // Directories containerd asks for inside the upper: the rootfs's upper is a fresh
             // guest directory made here, so there is nothing to prepare.
             "X-kata.mkdir.path" => {}
@@ -189,10 +209,17 @@ pub(super) fn parse(storage: &Storage, rootfs: PathBuf) -> Result<MultiLayerRequ
         }
         (false, _) => 0,
     };
-    let verity = if o.dmverity {
-        Some(verity(&o.verity)?)
-    } else {
-        None
+    let verity = match (o.dmverity, o.verity.first()) {
+        (true, _) => Some(verity(&o.verity)?),
+        (false, None) => None,
+        // Never silently unverified: parameters without the switch are a mistake.
+        (false, Some((k, v))) => {
+            return Err(bad(
+                &format!("X-kata.dmverity.{k}"),
+                v,
+                "is given without X-kata.dmverity-enabled=true",
+            ));
+        }
     };
     let source_type = SourceType::from_driver(&storage.driver).map(|t| t.as_str());
     let source = match source_type {

@@ -33,14 +33,15 @@ fn bad(field: &'static str, value: &str, why: &'static str) -> RequestError {
 }
 
 /// A directory named in overlay options: absolute, normal, printable, and free of the
-/// overlay option separators `:` and `,` (one would split the list where the host chose).
+/// overlay option separators `:` and `,` and the escape `\` (the kernel would split or join
+/// the list elsewhere than where the host's paths were checked).
 fn overlay_path(field: &'static str, value: &str) -> Result<PathBuf, RequestError> {
     checked_path(field, value)?;
-    if value.contains([':', ',']) {
+    if value.contains([':', ',', '\\']) {
         return Err(bad(
             field,
             value,
-            "contains ':' or ',', which overlay options split on",
+            "contains ':', ',' or '\\', which overlay options split on or escape",
         ));
     }
     let path = PathBuf::from(value);

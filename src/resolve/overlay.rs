@@ -4,6 +4,7 @@
 
 use super::{ResolveError, Target, mount_point};
 use crate::policy::AuthorizedOverlay;
+use crate::system::kernel::View;
 use crate::system::{FileKind, System};
 
 /// What an overlay's paths are here.
@@ -32,7 +33,21 @@ pub fn overlay(
         }
         dirs.push(t);
     }
-    for lower in &auth.lowers {
+    let view = View::read(sys).map_err(|source| ResolveError::Sys {
+        what: "lower layer",
+        source,
+    })?;
+    for (lower, dev) in auth.lowers.iter().zip(&auth.lower_devices) {
+        // A volume of ours: the kernel must show its mount there, nothing over it (what is
+        // in the manager's state is not enough: something may have been mounted on top).
+        if let Some(dev) = dev
+            && view.top_mount(lower).map(|m| m.dev) != Some(*dev)
+        {
+            return Err(lower_error(
+                lower,
+                "is not (or no longer) the volume's own mount: something else is mounted there, or nothing",
+            ));
+        }
         match sys.lstat(lower) {
             Ok(st) if st.kind == FileKind::Directory => {}
             Ok(_) => return Err(lower_error(lower, "is not a directory")),
