@@ -121,19 +121,22 @@ impl VolumeManager {
 
     /// Takes an overlay down (its locks held, with its layers'), then releases its layers.
     pub(super) fn remove_overlay(&self, entry: Entry) -> Result<(), ManagerError> {
+        let before = entry.clone();
         let removing = Entry {
             phase: Phase::Removing,
             ..entry
         };
         self.replace_entry(removing.clone())?;
         let dirs = self.state().dirs_to_remove(&removing);
-        apply::teardown_overlay(
+        if let Err(e) = apply::teardown_overlay(
             self.sys.as_ref(),
             &removing.mount_point,
             removing.mounted_device,
             &removing.trees,
             &dirs,
-        )?;
+        ) {
+            return Err(self.unless_untouched(before, e));
+        }
         self.forget(
             &removing.mount_point,
             &[dirs, removing.created_dirs.clone()].concat(),
