@@ -71,6 +71,14 @@ fn foreign_mount(sys: &FakeSystem, target: &str) {
     .unwrap();
 }
 
+/// The mount points the manager lists.
+fn listed(m: &VolumeManager) -> Vec<String> {
+    m.list()
+        .iter()
+        .map(|v| v.mount_point.display().to_string())
+        .collect()
+}
+
 fn mounted_at(sys: &FakeSystem, target: &str) -> usize {
     sys.mounts()
         .unwrap()
@@ -130,6 +138,13 @@ fn item1_a_shadowed_mount_point_is_not_taken_for_unmounted() {
         1,
         "the entry was dropped"
     );
+    // Nothing was changed: the volume is still listed (and checkable), not half torn down.
+    assert_eq!(
+        listed(&m),
+        vec![mp.clone()],
+        "the untouched volume is not listed"
+    );
+    m.check(&mp, false).unwrap();
     // Once the foreign mount is gone, the removal goes through.
     sys.unmount(Path::new(&format!("{ROOT}/c2"))).unwrap();
     assert!(m.remove_storage(&mp).unwrap());
@@ -150,6 +165,15 @@ fn item2_remove_never_unmounts_a_foreign_mount_stacked_on_ours() {
     assert_eq!(sys.snapshot().dm.len(), 1);
     assert_eq!(sys.count(Op::DmRemove), 0);
     assert_eq!(store.load().unwrap().entries.len(), 1);
+    assert_eq!(
+        listed(&m),
+        vec![mp.clone()],
+        "the untouched volume is not listed"
+    );
+    // Once the foreign mount is gone, the removal goes through.
+    sys.unmount(Path::new(&mp)).unwrap();
+    assert!(m.remove_storage(&mp).unwrap());
+    assert!(sys.snapshot().dm.is_empty());
 }
 
 #[test]

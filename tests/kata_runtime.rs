@@ -12,7 +12,7 @@ use kata_volume::manager::{
 };
 use kata_volume::policy::Policy;
 use kata_volume::request::CREATE_DIRECTORY;
-use kata_volume::system::{DevNum, FakeSystem, Op, System};
+use kata_volume::system::{DevNum, FakeSystem, MountFlags, Op, System};
 
 const ROOT: &str = "/run/kata-containers";
 const VV: &str = "/run/kata-containers/virtual-volumes";
@@ -317,6 +317,35 @@ fn two_containers_share_a_layer_and_removal_keeps_it_for_the_other() {
     m.remove_storage(&layer_mp(1)).unwrap();
     m.remove_storage(&layer_mp(3)).unwrap();
     m.remove_storage(&format!("{ROOT}/c2/rootfs")).unwrap();
+    assert_eq!(sys.snapshot(), before);
+}
+
+#[test]
+fn a_rootfs_under_a_foreign_mount_is_kept_listed_and_removed_once_it_goes() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    let before = sys.snapshot();
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    let rootfs = format!("{ROOT}/c1/rootfs");
+    sys.mount(
+        Path::new("/dev/vde"),
+        Path::new(&rootfs),
+        "tmpfs",
+        MountFlags::default(),
+        "",
+    )
+    .unwrap();
+    let e = m.remove_storage(&rootfs).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+    assert_eq!(mounts_at(&sys, &rootfs).len(), 2, "a mount was taken down");
+    assert!(
+        m.list().iter().any(|v| v.mount_point == Path::new(&rootfs)),
+        "the untouched rootfs is not listed"
+    );
+    sys.unmount(Path::new(&rootfs)).unwrap();
+    assert!(m.remove_storage(&rootfs).unwrap());
+    assert!(m.remove_storage(&layer_mp(1)).unwrap());
     assert_eq!(sys.snapshot(), before);
 }
 

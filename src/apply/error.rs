@@ -158,6 +158,15 @@ fn undo_note(failures: &[String]) -> String {
 }
 
 impl ApplyError {
+    /// A teardown refused before changing anything: another mount on top of ours, or ours
+    /// hidden by a mount over a parent directory. The volume is as it was.
+    pub fn changed_nothing(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::ForeignMount { .. } | ApplyError::Hidden(_)
+        )
+    }
+
     /// Undo steps that failed after this error (what may have been left behind).
     pub fn undo_failures(&self) -> &[String] {
         match self {

@@ -178,19 +178,22 @@ impl VolumeManager {
     /// The entry goes once every layer it released is torn down; a layer that fails keeps it
     /// (removing, with the layers still to release), so a retry finishes the job.
     pub(super) fn remove_overlay(&self, entry: Entry) -> Result<(), ManagerError> {
+        let before = entry.clone();
         let removing = Entry {
             phase: Phase::Removing,
             ..entry
         };
         self.replace_entry(removing.clone())?;
         let dirs = self.state().dirs_to_remove(&removing);
-        apply::teardown_overlay(
+        if let Err(e) = apply::teardown_overlay(
             self.sys.as_ref(),
             &removing.mount_point,
             removing.mounted_device,
             &removing.trees,
             &dirs,
-        )?;
+        ) {
+            return Err(self.unless_untouched(before, e));
+        }
         // Its directories are gone, or leftovers now: they must not keep its layers' own
         // directories (a parent they share) from going with them.
         let removing = self.hand_over_dirs(removing, &dirs)?;

@@ -1,12 +1,13 @@
 //! Removing a storage: lock what it touches (re-checked after locking), mark it removing,
-//! tear it down, forget it. A volume a rootfs still uses is released instead: it goes with
-//! the last rootfs that uses it.
+//! tear it down, forget it. A teardown that refused before changing anything (another mount
+//! on top, ours hidden) puts the entry back as it was. A volume a rootfs still uses is
+//! released instead: it goes with the last rootfs that uses it.
 
 use std::path::{Path, PathBuf};
 
 use super::state::{Entry, Phase, StorageKind, replace};
 use super::{MAX_RETRIES, ManagerError, VolumeManager, mount_key};
-use crate::apply;
+use crate::apply::{self, ApplyError};
 use crate::request;
 
 impl VolumeManager {
@@ -71,6 +72,7 @@ impl VolumeManager {
                 ..entry
             });
         }
+        let before = entry.clone();
         let (shared, removing) = {
             let mut state = self.state();
             let shared = state
@@ -91,11 +93,24 @@ impl VolumeManager {
             ..removing.known()
         };
         let dirs = self.state().dirs_to_remove(&removing);
-        apply::teardown(self.sys.as_ref(), &removing.mount_point, &known, &dirs)?;
+        if let Err(e) = apply::teardown(self.sys.as_ref(), &removing.mount_point, &known, &dirs) {
+            return Err(self.unless_untouched(before, e));
+        }
         self.forget(
             &removing.mount_point,
             &[dirs, removing.created_dirs].concat(),
         )
+    }
+
+    /// The error of a failed teardown. One that refused before changing anything (another
+    /// mount on top, ours hidden) puts the entry back as it was: the volume is still there,
+    /// listed and checkable, not half torn down. (If that cannot be saved, the entry stays
+    /// "removing": a later remove or add of the mount point finishes it.)
+    pub(super) fn unless_untouched(&self, before: Entry, e: ApplyError) -> ManagerError {
+        if e.changed_nothing() {
+            let _ = self.replace_entry(before);
+        }
+        e.into()
     }
 
     /// Drops the entry at a mount point, and saves; of the directories it created (or its

@@ -21,9 +21,18 @@
 #   resolvers                   kata-volume resolve processes still running
 #   disk-info /dev/NAME         serial, first line, sysfs path and device number of a disk
 #   block-gone NAME [SECS]      wait until /sys/block/NAME is gone (an unplugged disk)
+#   dm-table NAME               dmsetup table
+#   devname MAJ:MIN             the kernel's name of a block device, and its dm name if any
+#   mountinfo PATH              the mountinfo lines at PATH, the top mount last
+#   tree PATH | read PATH | sha256 PATH   what lies below PATH; a file's first line, digest
+#   write PATH WORD | remove PATH         a container writing into its rootfs (mount root only)
+#   foreign-mount PATH [DIR…] | foreign-umount PATH   another party's tmpfs at PATH
+#   rmtree PATH                 remove a directory tree a scenario made (mount root only)
+#   node-trap NAME | node-untrap NAME     /dev/mapper/NAME made a directory, and back
 #   done                        the host is finished: the guest powers off
 . /vmtest/lib.sh
 . /vmtest/params.sh
+. /vmtest/probes.sh
 DAEMON_PORT=7000
 PID_FILE=/tmp/daemon.pid
 PROFILE_FILE=/tmp/daemon.profile
@@ -39,7 +48,7 @@ daemon_pid() {
 
 profile_args() {
   local a="--listen tcp://0.0.0.0:$DAEMON_PORT --state-dir $STATE_DIR --log-format json"
-  a="$a --allow-files --allowed-source /dev/vd* --allowed-source $SMALL_DIR/*"
+  a="$a --allow-files --allowed-source /dev/vd* --allowed-source /dev/sd* --allowed-source $SMALL_DIR/*"
   case $1 in
     main) echo "$a" ;;
     # broad source patterns, so the checks behind them (device type, file kind) are what
@@ -217,6 +226,19 @@ case $cmd in
   resolvers) resolvers ;;
   disk-info) disk_info "$a1" || rc=$? ;;
   block-gone) block_gone "$a1" "$a2" || rc=$? ;;
+  dm-table) dms table "$a1" || rc=1 ;;
+  devname) probe_devname "$a1" || rc=$? ;;
+  mountinfo) probe_mountinfo "$a1" ;;
+  tree) probe_tree "$a1" || rc=$? ;;
+  read) probe_read "$a1" || rc=$? ;;
+  sha256) probe_sha256 "$a1" || rc=$? ;;
+  write) probe_write "$a1" "$a2" || rc=$? ;;
+  remove) probe_remove "$a1" || rc=$? ;;
+  foreign-mount) foreign_mount "$@" || rc=$? ;;
+  foreign-umount) foreign_umount "$a1" || rc=$? ;;
+  rmtree) rmtree "$a1" || rc=$? ;;
+  node-trap) node_trap "$a1" || rc=$? ;;
+  node-untrap) node_untrap "$a1" || rc=$? ;;
   done) touch /tmp/host-done && echo "powering off" ;;
   *) echo "unknown command '$cmd'"; rc=2 ;;
 esac

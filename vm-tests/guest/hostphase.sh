@@ -1,7 +1,8 @@
 # Sourced by /init after the guest's own scenarios when the host drives daemon scenarios
 # (vmtest.host=1): bring up eth0 for QEMU's user-mode network (the host reaches the guest
-# only through its two port forwards), put the small layers on a tmpfs, serve the control
-# agent on port 7001, and wait until the host says it is done (or vmtest.hosttimeout).
+# only through its two port forwards), put the small layers and the verity format variants
+# on a tmpfs, serve the control agent on port 7001, and wait until the host says it is done
+# (or vmtest.hosttimeout).
 . /vmtest/params.sh
 HOST_TMO=$(arg hosttimeout)
 HOST_TMO=${HOST_TMO:-300}
@@ -10,6 +11,8 @@ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 ||
   echo "VMTEST-INFO network: no eth0 ($(ls /sys/class/net | tr '\n' ' '))"
 mkdir -p "$SMALL_DIR"
 cp /vmtest/small/*.img "$SMALL_DIR/"
+# the verity format variants (guest scenario verity-formats), for the daemon's formats scenario
+for f in /vmtest/formats/*.img; do cp "$f" "$SMALL_DIR/fmt-${f##*/}"; done
 rm -f /tmp/host-done
 nc -ll -p 7001 -e /vmtest/agent.sh &
 NC_PID=$!

@@ -6,8 +6,10 @@
 #   corrupt.img    tarfs512.img with one byte flipped inside big/seq.txt
 #   small/NN.img   SMALL_N small distinct layers (tarfs layout), used from a tmpfs as files
 #   formats/*.img  one small layer in other verity formats (salt, hash type 0, superblock)
-#   scsi.img       1 MiB, a marker line at byte 0: the virtio-scsi disk (resolve scenario)
+#   scsi.img       a small verity layer with a marker line at byte 0: the virtio-scsi disk
+#                  (lib/layers.sh)
 #   hotplug.img    1 MiB, another marker: the disk the resolve scenario hot-plugs through QMP
+#   layers/*.img   three container image layers with whiteouts (lib/layers.sh)
 # plus the sha256 manifest of the source tree and the guest's params.sh (root hashes,
 # expected dm tables, base64 volume options). The volumes' "source" is what the guest
 # usually sees (disks in qemu's order); the CLI is told the real device with --device.
@@ -108,9 +110,10 @@ OPT_4K='$(b64_option "$j4k")'
 OPT_WRONG='$(b64_option "$jwrong")'
 OPT_PLAIN='$(b64_option "$jplain")'
 PARAMS
-  marker_disk "$d/scsi.img" VMTEST-SCSI-DISK
+  build_scsi_image "$d" VMTEST-SCSI-DISK >>"$d/params.sh"
   marker_disk "$d/hotplug.img" VMTEST-HOTPLUG-DISK
   echo "SCSI_MARKER=VMTEST-SCSI-DISK HOTPLUG_MARKER=VMTEST-HOTPLUG-DISK" >>"$d/params.sh"
+  build_layer_images "$d" >>"$d/params.sh"
   build_small_images "$d" >>"$d/params.sh"
   build_format_images "$d" >>"$d/params.sh"
   log "images: erofs $size bytes ($((size / 512)) x 512 / $((size / 4096)) x 4096 data blocks)," \

@@ -9,8 +9,9 @@
 # dependency and so missing from modules.dep. virtio_net: the host-driven daemon scenarios.
 # sd_mod and virtio_scsi: the SCSI disk the resolve scenario finds by target:lun (sd_mod's
 # crc-t10dif and crc64-rocksoft want the generic hashes at init the same way, else they fall
-# back after asking for a modprobe the initramfs does not have).
-VM_MODULES=${VM_MODULES:-crc32c_generic virtio_pci virtio_blk dm-verity erofs loop virtio_net crct10dif_generic crc64_rocksoft_generic sd_mod virtio_scsi}
+# back after asking for a modprobe the initramfs does not have). overlay: the container rootfs
+# over verified layers.
+VM_MODULES=${VM_MODULES:-crc32c_generic virtio_pci virtio_blk dm-verity erofs loop virtio_net crct10dif_generic crc64_rocksoft_generic sd_mod virtio_scsi overlay}
 
 kernel_pkg_name() {
   apt-cache depends linux-image-amd64 2>/dev/null |

@@ -3,7 +3,6 @@
 # PCI path (checked by its serial), the virtio-scsi disk by target:lun (checked by its
 # content), a disk hot-plugged through QMP while resolve is already waiting for it, a slot
 # where nothing comes (a clear timeout, no process left), and a CCW address (no CCW bus).
-qmp() { python3 "$HERE/lib/qmp.py" "$QMP_SOCK" "$@"; }
 field() { jq -r "$1" <<<"$2"; }
 info_of() { sed -n "s/^$1 //p" <<<"$2"; }
 
