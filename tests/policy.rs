@@ -5,7 +5,8 @@ use std::path::Path;
 
 use kata_volume::policy::{CorruptionMode, Policy, PolicyError, PolicyParseError};
 use kata_volume::request::{self, Request, RequestError, Storage, VolumeRequest};
-use kata_volume::verity::VerityOption;
+use kata_volume::trust::AllowlistError;
+use kata_volume::verity::{HashAlgorithm, VerityOption};
 use kata_volume::volume::encode_option;
 
 /// A parsed request for the volume JSON `json` at a mount point under the default root.
@@ -133,12 +134,31 @@ fn trusted_hashes_and_unverified_volumes() {
     p.allow_unverified = true;
     assert_eq!(p.authorize(&unverified).unwrap().verity, None);
     p.trusted_root_hashes = Some([h.to_uppercase()].into_iter().collect());
+    // Changed trust keys and nothing loaded: everything is refused until load_trust.
+    assert_eq!(p.authorize(&v).unwrap_err(), PolicyError::TrustNotLoaded);
+    p.load_trust().unwrap();
     p.authorize(&v).unwrap();
+    // Trusted hashes in force: an unverified volume is refused even though allowed.
+    assert_eq!(
+        p.authorize(&unverified).unwrap_err().to_string(),
+        "A volume without dm_verity is refused: the allowlist of verified layers is in force"
+    );
     p.trusted_root_hashes = Some(["00".repeat(32)].into_iter().collect());
+    p.load_trust().unwrap();
     assert_eq!(
         p.authorize(&v).unwrap_err(),
-        PolicyError::UntrustedRootHash(h.to_owned())
+        PolicyError::Allowlist(AllowlistError::NotListed {
+            algorithm: HashAlgorithm::Sha256,
+            root_hash: h.to_owned(),
+        })
     );
+    // Named trusted hashes, even none, trust nothing else.
+    p.trusted_root_hashes = Some(Default::default());
+    p.load_trust().unwrap();
+    assert!(matches!(
+        p.authorize(&v).unwrap_err(),
+        PolicyError::Allowlist(AllowlistError::NothingListed { .. })
+    ));
 }
 
 #[test]

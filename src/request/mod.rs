@@ -8,6 +8,7 @@
 mod error;
 mod overlay;
 mod shape;
+mod signature;
 mod volume;
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 pub use error::RequestError;
 pub use overlay::{CREATE_DIRECTORY, OverlayRequest};
 pub use shape::Shape;
+pub use signature::ROOT_HASH_SIG_OPTION;
 pub use volume::VolumeRequest;
 
 use crate::volume::truncate_for_error;
