@@ -32,7 +32,7 @@ fn the_example_policy_file_is_the_default() {
 #[test]
 fn json_and_toml_policies_parse_and_unknown_keys_are_refused() {
     let t = Policy::from_text(
-        "mount_root = \"/mnt/k\"\nallow_files = true\ncorruption_mode = \"restart\"\ntrusted_root_hashes = [\"ab\"]",
+        "mount_root = \"/mnt/k\"\nallow_files = true\ncorruption_mode = \"restart\"\ntrusted_root_hashes = [\"sha1:0123456789abcdef0123456789ABCDEF01234567\"]",
         false,
     )
     .unwrap();
@@ -67,10 +67,26 @@ fn json_and_toml_policies_parse_and_unknown_keys_are_refused() {
         assert!(matches!(e, PolicyParseError::MountRoot(_)), "{bad}: {e:?}");
         assert!(e.to_string().starts_with("mount_root "), "{e}");
     }
-    let e = Policy::from_text("root_hash_sig_key_desc = \"two words\"", false).unwrap_err();
+    // The one global key description is gone: refused, saying what replaced it.
+    for (text, json) in [
+        ("root_hash_sig_key_desc = \"kata-volume:key\"", false),
+        (r#"{"root_hash_sig_key_desc": "kata-volume:key"}"#, true),
+    ] {
+        let e = Policy::from_text(text, json).unwrap_err();
+        assert!(matches!(e, PolicyParseError::Replaced { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("root_hash_sig_key_desc is no longer a policy key: ")
+                && msg.contains("kernel_signatures")
+                && msg.contains("root_hash_sig"),
+            "{msg}"
+        );
+    }
+    // Trusted root hashes are checked when the policy is read.
+    let e = Policy::from_text("trusted_root_hashes = [\"ab\"]", false).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "root_hash_sig_key_desc \"two words\" must be one word"
+        "Invalid trusted_root_hashes[0] \"ab\" in trusted_root_hashes: expected 64 hex digits for sha256"
     );
     let e = Policy::from_text("{\"allow_files\": 1}", true).unwrap_err();
     assert!(matches!(e, PolicyParseError::Json(_)), "{e:?}");

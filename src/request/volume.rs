@@ -85,16 +85,16 @@ pub(super) fn virtual_volume(
         });
     }
     let volume_type = volume.volume_type();
-    let root_hash_sig = signature(storage, volume.root_hash_sig(), volume.verity().is_some())?;
-    let (source, fs_type, volume_options, verity) = match volume {
-        Volume::RawBlock(r) => (r.source, r.fs_type, r.options, r.verity),
+    let (source, fs_type, volume_options, verity, sig) = match volume {
+        Volume::RawBlock(r) => (r.source, r.fs_type, r.options, r.verity, r.root_hash_sig),
         Volume::DirectBlock(d) if d.fs_type.is_empty() => {
             return Err(RequestError::NoFsType(volume_type));
         }
-        Volume::DirectBlock(d) => (d.source, d.fs_type, d.options, d.verity),
+        Volume::DirectBlock(d) => (d.source, d.fs_type, d.options, d.verity, d.root_hash_sig),
         Volume::GuestPull(_) => return Err(RequestError::GuestPull),
         Volume::Nydus(_) => return Err(RequestError::Unsupported(volume_type)),
     };
+    let root_hash_sig = signature(storage, sig.as_deref(), verity.is_some())?;
     // The request's own source (a hot-plugged disk's address) wins over the volume's (the
     // image's path on the host).
     let source_type = source_type(storage)?;

@@ -1,6 +1,11 @@
 //! The hostile-request catalogue: every case is a storage request a malicious host might
 //! send, with the error class it must get. Shared by the manager-level suite and the
-//! daemon-level suite (over a unix socket).
+//! daemon-level suite (over a unix socket). The policy lists the trusted root hashes and
+//! requires root-hash signatures from a signer it trusts: every good request is signed, and
+//! `signed.rs` holds the cases that play with root hashes and signatures.
+
+#[path = "signed.rs"]
+pub mod signed;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
@@ -12,6 +17,8 @@ use kata_volume::system::{DevNum, FakeSystem};
 pub const ROOT: &str = "/run/kata-containers";
 /// A root hash the policy trusts.
 pub const TRUSTED: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+/// Another root hash the policy trusts (another layer).
+pub const TRUSTED_B: &str = "3333333333333333333333333333333333333333333333333333333333333333";
 /// A root hash it does not.
 pub const UNTRUSTED: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -73,12 +80,26 @@ pub fn system() -> FakeSystem {
     f
 }
 
-/// The policy: defaults, with one trusted root hash.
+/// The policy: defaults, with trusted root hashes (two sha256 layers, and a sha1 hash that
+/// is the first 40 digits of the first) and required signatures from the catalogue's
+/// trusted signer; its trust material loaded.
 pub fn policy() -> Policy {
-    Policy {
-        trusted_root_hashes: Some([TRUSTED.to_owned()].into_iter().collect()),
+    let mut p = Policy {
+        trusted_root_hashes: Some(
+            [
+                TRUSTED.to_owned(),
+                TRUSTED_B.to_owned(),
+                format!("sha1:{}", &TRUSTED[..40]),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+        trusted_signers: vec![signed::material().signer_pem.display().to_string()],
+        require_signatures: true,
         ..Policy::default()
-    }
+    };
+    p.load_trust().unwrap();
+    p
 }
 
 pub fn verity_json(hash: &str, extra: &str) -> String {
@@ -91,11 +112,12 @@ pub fn opt_of(json: &str) -> String {
     format!("io.katacontainers.volume={}", STANDARD.encode(json))
 }
 
-/// A good request (trusted layer on /dev/vdb) at `mp`.
+/// A good request (trusted layer on /dev/vdb, signed by the trusted signer) at `mp`.
 pub fn good(mp: &str) -> Storage {
     Storage {
         source: "/dev/vdb".into(),
         options: vec![opt_of(&verity_json(TRUSTED, ""))],
+        driver_options: vec![signed::sig_option(&signed::material().sign(TRUSTED))],
         mount_point: mp.into(),
         ..Default::default()
     }
@@ -198,17 +220,25 @@ pub fn cases() -> Vec<Case> {
     );
 
     // --- verification: unverified, untrusted, unsupported types.
+    // (Without the good request's signature: a signature for a volume without dm_verity is
+    // malformed, a case of its own in `signed.rs`.)
     let unverified = r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#;
     add(
         "unverified image_raw_block",
-        with(|s| s.options = vec![opt_of(unverified)]),
+        with(|s| {
+            s.options = vec![opt_of(unverified)];
+            s.driver_options.clear();
+        }),
         PermissionDenied,
     );
     let unverified_layer =
         r#"{"volume_type":"layer_raw_block","source":"/dev/vdb","fs_type":"erofs"}"#;
     add(
         "unverified layer_raw_block",
-        with(|s| s.options = vec![opt_of(unverified_layer)]),
+        with(|s| {
+            s.options = vec![opt_of(unverified_layer)];
+            s.driver_options.clear();
+        }),
         PermissionDenied,
     );
     add(
@@ -274,7 +304,8 @@ pub fn cases() -> Vec<Case> {
         with(|s| {
             s.options = vec![opt_of(
                 r#"{"volume_type":"direct_block","source":"/dev/vdb","fs_type":"ext4","direct_volume":{"metadata":{"a":"b"}}}"#,
-            )]
+            )];
+            s.driver_options.clear();
         }),
         PermissionDenied,
     );
@@ -585,6 +616,8 @@ pub fn cases() -> Vec<Case> {
         with(|s| s.fstype = "ext4".into()),
         InvalidArgument,
     );
+    // --- root hashes and their signatures.
+    signed::cases(&mut add, &good(&format!("{ROOT}/c/rootfs")));
     for (name, mp) in [
         ("newline in the mount point", "a\nforged"),
         ("escape in the mount point", "a\u{1b}[31m"),
