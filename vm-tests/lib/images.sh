@@ -9,10 +9,14 @@
 #   scsi.img       1 MiB, a marker line at byte 0: the virtio-scsi disk (resolve scenario)
 #   hotplug.img    1 MiB, another marker: the disk the resolve scenario hot-plugs through QMP
 # plus the sha256 manifest of the source tree and the guest's params.sh (root hashes,
-# expected dm tables, base64 volume options). The volumes' "source" is what the guest
+# expected dm tables, base64 volume options, and the trust material of lib/trust.sh: a
+# signer's certificate and root-hash signatures). The volumes' "source" is what the guest
 # usually sees (disks in qemu's order); the CLI is told the real device with --device.
 
 OPT_PREFIX=io.katacontainers.volume=
+
+# shellcheck source=trust.sh
+. "$HERE/lib/trust.sh"
 
 make_source_tree() {
   local s=$1
@@ -113,6 +117,7 @@ PARAMS
   echo "SCSI_MARKER=VMTEST-SCSI-DISK HOTPLUG_MARKER=VMTEST-HOTPLUG-DISK" >>"$d/params.sh"
   build_small_images "$d" >>"$d/params.sh"
   build_format_images "$d" >>"$d/params.sh"
+  build_trust_material "$d" "$root512" "$root4k" >>"$d/params.sh"
   log "images: erofs $size bytes ($((size / 512)) x 512 / $((size / 4096)) x 4096 data blocks)," \
     "root512=${root512:0:12}… root4k=${root4k:0:12}… corrupted byte @$off (512-block $((off / 512)))"
 }
