@@ -136,7 +136,7 @@ check_verity_mount "$MP-b" "$VERITY4K_DISK" "$TABLE_4K"
 kv remove --addr "$SOCK" --mount-point "$MP-b"
 clean "after the signed layer"
 refused "is not signed" "$MP-b" "$VERITY4K_DISK" "$OPT_4K"
-refused "made for other data" "$MP-b" "$VERITY4K_DISK" "$OPT_4K" "$SIG_512"
+refused "made over other data" "$MP-b" "$VERITY4K_DISK" "$OPT_4K" "$SIG_512"
 # the host swaps disks: the verity4k layer's request and signature with the tarfs disk
 refused "does not match root hash $ROOT_4K" "$MP-b" "$TARFS512_DISK" "$OPT_4K" "$SIG_4K"
 
