@@ -512,3 +512,39 @@ fn the_ccv0_shape_takes_the_signature_in_verity_info_or_as_a_driver_option() {
         "Found different root-hash signatures",
     );
 }
+
+#[test]
+fn authorize_says_who_vouched_and_judges_certificates_at_the_time_given() {
+    let dir = openssl::scratch("pipe-vouched");
+    let signer = self_signed(&dir, "vouching-signer", KeyAlg::P256, 1, &[]);
+    let s = sig(&dir, &signer, ROOT_A);
+    let p = policy(|p| {
+        p.trusted_root_hashes = Some([ROOT_A.to_owned()].into_iter().collect());
+        p.trusted_signers = vec![signer.cert.display().to_string()];
+        p.kernel_signatures = true;
+    });
+    let a = p.authorize(&kata_request(ROOT_A, Some(&s))).unwrap();
+    assert!(a.vouched.listed && a.vouched.kernel);
+    let by = a.vouched.signer.unwrap();
+    assert_eq!(by.subject, "CN=vouching-signer");
+    assert_eq!(by.fingerprint, hex::encode(Sha256::digest(signer.der())));
+    // The kernel gets the same signature.
+    assert_eq!(
+        a.kernel_signature.unwrap(),
+        kata_request(ROOT_A, Some(&s)).root_hash_sig.unwrap()
+    );
+    // Unsigned (not required): listed, no signer, nothing for the kernel.
+    let a = p.authorize(&kata_request(ROOT_A, None)).unwrap();
+    assert!(a.vouched.listed && a.vouched.signer.is_none() && !a.vouched.kernel);
+    assert_eq!(a.kernel_signature, None);
+    // The certificate is valid for a day: two days on, the same signature is refused.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2 * 86400);
+    let e = p
+        .authorize_at(&kata_request(ROOT_A, Some(&s)), later)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Certificate CN=vouching-signer is not valid at "),
+        "{e}"
+    );
+}

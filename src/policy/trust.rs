@@ -318,11 +318,14 @@ impl Policy {
 pub(super) fn policy_hashes(hashes: &BTreeSet<String>) -> Result<Allowlist, AllowlistError> {
     let named: Vec<String> = hashes
         .iter()
-        .map(|h| match h.len() {
-            _ if h.contains(':') => h.clone(),
-            40 => format!("sha1:{h}"),
-            128 => format!("sha512:{h}"),
-            _ => h.clone(),
+        .map(|h| {
+            let implied = match h.len() {
+                40 => Some(HashAlgorithm::Sha1),
+                128 => Some(HashAlgorithm::Sha512),
+                _ => None,
+            }
+            .filter(|_| !h.contains(':'));
+            implied.map_or_else(|| h.clone(), |alg| format!("{alg}:{h}"))
         })
         .collect();
     let mut list = Allowlist::new();
