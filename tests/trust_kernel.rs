@@ -288,3 +288,38 @@ fn a_table_naming_a_key_finds_it_only_in_the_loading_threads_keyring() {
     let e = sys.dm_load(&other, &table).unwrap_err();
     assert_eq!(e.errno(), Some(libc::ENOKEY), "{e}");
 }
+
+#[test]
+fn a_restarted_manager_adopts_a_signed_volume_and_finds_it_already_there() {
+    use kata_volume::manager::{ManagerOptions, StateStore};
+    let t = Signed::new("kernel-restart");
+    let sys = system();
+    let store: Arc<dyn StateStore> = Arc::new(pipeline::MemStore::default());
+    let opts = || {
+        let cert = t.signer.cert.display().to_string();
+        ManagerOptions {
+            policy: policy(|p| {
+                p.trusted_signers = vec![cert];
+                p.kernel_signatures = true;
+            }),
+        }
+    };
+    let sig = b64(&t.der(ROOT_A));
+    let (first, _) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
+    let v = first
+        .add_storage(&request(ROOT_A, Some(&sig), "a"))
+        .unwrap();
+    drop(first);
+    let (second, report) = VolumeManager::new(sys.clone(), store, opts()).unwrap();
+    assert_eq!(report.adopted, 1);
+    let again = second
+        .add_storage(&request(ROOT_A, Some(&sig), "a"))
+        .unwrap();
+    assert!(again.already_present);
+    assert_eq!(again.dm_name, v.dm_name);
+    assert_eq!(
+        sys.count(Op::KeyAdd),
+        1,
+        "the kernel's table was compared, not reloaded"
+    );
+}
