@@ -1,8 +1,9 @@
 //! Planning: from an authorized request and what its names resolved to, exactly what will be
 //! built — the device-mapper name (also the key that serializes requests for the same
 //! volume), the verity table (bound to the final device at apply time: a loop device is only
-//! known once attached), the mount and the directories to create. Pure: no syscalls, so every
-//! rule here is unit-tested without root.
+//! known once attached), the signature key the kernel checks the table's root hash with
+//! (`kernel_signatures`: named after the device, `kata-volume:<dm name>`), the mount and the
+//! directories to create. Pure: no syscalls, so every rule here is unit-tested without root.
 
 use std::fmt::{self, Write as _};
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 use crate::policy::Authorized;
 use crate::resolve::{Resolved, Source, Target};
 use crate::system::{DM_NAME_PREFIX, DevNum, DmName, MountSpec};
+use crate::trust::{KeyDescription, KeyringError, RootHashSignature};
 use crate::verity::units::{BlockSize, Bytes};
 use crate::verity::{VerityError, VerityOption, VerityParams, VerityTable, VerityTarget};
 use crate::volume::VolumeType;
@@ -48,11 +50,26 @@ pub enum PlanError {
     /// Table construction failed.
     #[error(transparent)]
     Verity(#[from] VerityError),
+    /// The device's name cannot be a signature key's description (never expected: names
+    /// are generated).
+    #[error("Cannot name the root-hash signature key of the verity device: {0}")]
+    SignatureKey(String),
     /// An overlay's options do not fit in the one page the kernel takes.
     #[error(
         "The overlay's lowerdir/upperdir/workdir options are {0} bytes, more than the kernel's 4095: use fewer or shorter layer paths"
     )]
     OverlayTooLong(usize),
+}
+
+/// A volume's root-hash signature for the kernel: loaded as a `user` key described
+/// `description` into the keyring of the thread that loads the table, which names it in
+/// `root_hash_sig_key_desc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSignature {
+    /// The key's description: `kata-volume:<dm name>`.
+    pub description: KeyDescription,
+    /// The signature (its DER is the key's payload).
+    pub signature: RootHashSignature,
 }
 
 /// The verity device to build.
@@ -62,8 +79,10 @@ pub struct VerityPlan {
     pub name: DmName,
     /// The checked parameters.
     pub params: VerityParams,
-    /// Optional arguments.
+    /// Optional arguments (from the policy; the signature key's is added by [`Self::table`]).
     pub options: Vec<VerityOption>,
+    /// The signature the kernel checks the root hash with (`kernel_signatures`).
+    pub kernel_signature: Option<KernelSignature>,
 }
 
 impl VerityPlan {
@@ -73,16 +92,43 @@ impl VerityPlan {
             name: dm_name(device_identity, params, &options),
             params: params.clone(),
             options,
+            kernel_signature: None,
         }
     }
 
-    /// The table with data and hash tree on `device` (a path or `major:minor`).
+    /// The same device with its root hash checked by the kernel against `signature`: a
+    /// name of its own (a signed table is another table), and the key named after it.
+    pub fn signed(
+        params: &VerityParams,
+        device_identity: &str,
+        options: Vec<VerityOption>,
+        signature: RootHashSignature,
+    ) -> Result<Self, PlanError> {
+        let name = name_of(device_identity, params, &options, true);
+        let description = KeyDescription::for_device(name.as_str())
+            .map_err(|e: KeyringError| PlanError::SignatureKey(e.to_string()))?;
+        Ok(Self {
+            name,
+            params: params.clone(),
+            options,
+            kernel_signature: Some(KernelSignature {
+                description,
+                signature,
+            }),
+        })
+    }
+
+    /// The table with data and hash tree on `device` (a path or `major:minor`); with a
+    /// kernel signature, `root_hash_sig_key_desc <description>` last (where the kernel
+    /// reports it).
     pub fn table(&self, device: &str) -> Result<VerityTable, VerityError> {
-        VerityTable::new(VerityTarget::new(
-            &self.params,
-            device,
-            self.options.clone(),
-        )?)
+        let mut options = self.options.clone();
+        if let Some(k) = &self.kernel_signature {
+            options.push(VerityOption::RootHashSigKeyDesc(
+                k.description.as_str().to_owned(),
+            ));
+        }
+        VerityTable::new(VerityTarget::new(&self.params, device, options)?)
     }
 
     /// Whether an active table (as the kernel reports it, devices as `major:minor`) is this
@@ -126,13 +172,24 @@ impl Plan {
 
 /// Plans an authorized request on what it resolved to.
 pub fn plan(auth: &Authorized, resolved: Resolved) -> Result<Plan, PlanError> {
-    let verity = match &auth.verity {
-        Some(params) => Some(verity(
+    let verity = match (&auth.verity, &auth.kernel_signature) {
+        (Some(params), None) => Some(verity(
             params,
             &resolved.source,
             auth.verity_options.clone(),
         )?),
-        None => None,
+        (Some(params), Some(sig)) => {
+            check_device(params, &resolved.source)?;
+            let plan = VerityPlan::signed(
+                params,
+                &resolved.source.identity(),
+                auth.verity_options.clone(),
+                sig.clone(),
+            )?;
+            plan.table(&resolved.source.path().to_string_lossy())?;
+            Some(plan)
+        }
+        (None, _) => None,
     };
     Ok(Plan {
         volume_type: auth.volume_type,
@@ -191,6 +248,16 @@ pub fn check_device(params: &VerityParams, source: &Source) -> Result<(), PlanEr
 /// the same volume on the same device always gets the same one (whatever path, e.g. which
 /// loop device, it is reached by).
 pub fn dm_name(device_identity: &str, params: &VerityParams, options: &[VerityOption]) -> DmName {
+    name_of(device_identity, params, options, false)
+}
+
+/// [`dm_name`], for a table the kernel checks a signature for (`signed`) or not.
+fn name_of(
+    device_identity: &str,
+    params: &VerityParams,
+    options: &[VerityOption],
+    signed: bool,
+) -> DmName {
     let mut h = Sha256::new();
     h.update(device_identity.as_bytes());
     h.update([0]);
@@ -218,6 +285,11 @@ pub fn dm_name(device_identity: &str, params: &VerityParams, options: &[VerityOp
     }
     if params.has_superblock() {
         let _ = write!(w, " superblock");
+    }
+    // A table with a signature key is another table (the key is named after the device,
+    // so it cannot be hashed itself).
+    if signed {
+        let _ = write!(w, " root_hash_sig");
     }
     let digest = h.finalize();
     let root = params.root_hash().as_bytes();

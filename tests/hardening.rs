@@ -211,12 +211,13 @@ fn item5_two_volumes_in_one_request_or_another_fstype_are_refused() {
     let (m, _) = manager(&sys);
     let before = sys.snapshot();
     let mut s = good(&format!("{ROOT}/c5/layer"));
+    let signature = s.driver_options.clone();
     s.driver_options = vec![cases::opt_of(&cases::verity_json(cases::UNTRUSTED, ""))];
     let e = m.add_storage(&s).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(e.to_string().contains("options and driver_options"), "{e}");
-    // The same volume in both places is one volume.
-    s.driver_options = s.options.clone();
+    // The same volume in both places is one volume (signed, as the policy wants).
+    s.driver_options = s.options.iter().chain(&signature).cloned().collect();
     m.add_storage(&s).unwrap();
     m.remove_storage(&s.mount_point).unwrap();
     s.fstype = "ext4".into();

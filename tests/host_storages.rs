@@ -208,6 +208,46 @@ fn ccv0_mixes_verified_and_unverified_layers_in_order() {
 }
 
 #[test]
+fn a_layers_signature_reaches_the_guest_under_both_conventions() {
+    // Base64 of a DER SEQUENCE: decodable (verifying it is the guest policy's business).
+    let sig = "MAA=";
+    let signed = encode_option(&wire(
+        &disk(1),
+        Some(DmVerityInfo {
+            root_hash_sig: sig.into(),
+            ..verity(1)
+        }),
+    ));
+    let m = format!("{}=02/01", disk(1));
+    for convention in [Convention::Ccv0, Convention::VirtualVolume] {
+        let got = run(std::slice::from_ref(&signed), &[&m], convention);
+        if convention == Convention::Ccv0 {
+            // verity_info keeps Kata's fields; the signature is the driver option.
+            assert!(!got[0].driver_options[0].contains("root_hash_sig"));
+            assert!(
+                got[0]
+                    .driver_options
+                    .contains(&format!("io.katacontainers.volume.root_hash_sig={sig}"))
+            );
+        }
+        match request::parse(&got[0], &Limits::default()).unwrap() {
+            Request::Volume(v) => {
+                assert_eq!(v.root_hash_sig.unwrap().der(), [0x30, 0x00], "{convention}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Unsigned layers carry none.
+    let got = run(&[layer(1)], &[&m], Convention::Ccv0);
+    assert!(
+        !got[0]
+            .driver_options
+            .iter()
+            .any(|o| o.contains("root_hash_sig"))
+    );
+}
+
+#[test]
 fn ccv0_verified_layer_at_a_plain_path_has_no_source_type() {
     let m = format!("{}=/dev/vdb", disk(1));
     let got = run(&[layer(1)], &[&m], Convention::Ccv0);

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use kata_volume::policy::{CorruptionMode, Policy, PolicyError, PolicyParseError};
 use kata_volume::request::{self, Request, RequestError, Storage, VolumeRequest};
-use kata_volume::verity::VerityOption;
+use kata_volume::trust::AllowlistError;
+use kata_volume::verity::{HashAlgorithm, VerityOption};
 use kata_volume::volume::encode_option;
 
 /// A parsed request for the volume JSON `json` at a mount point under the default root.
@@ -31,7 +32,7 @@ fn the_example_policy_file_is_the_default() {
 #[test]
 fn json_and_toml_policies_parse_and_unknown_keys_are_refused() {
     let t = Policy::from_text(
-        "mount_root = \"/mnt/k\"\nallow_files = true\ncorruption_mode = \"restart\"\ntrusted_root_hashes = [\"ab\"]",
+        "mount_root = \"/mnt/k\"\nallow_files = true\ncorruption_mode = \"restart\"\ntrusted_root_hashes = [\"sha1:0123456789abcdef0123456789ABCDEF01234567\"]",
         false,
     )
     .unwrap();
@@ -66,10 +67,26 @@ fn json_and_toml_policies_parse_and_unknown_keys_are_refused() {
         assert!(matches!(e, PolicyParseError::MountRoot(_)), "{bad}: {e:?}");
         assert!(e.to_string().starts_with("mount_root "), "{e}");
     }
-    let e = Policy::from_text("root_hash_sig_key_desc = \"two words\"", false).unwrap_err();
+    // The one global key description is gone: refused, saying what replaced it.
+    for (text, json) in [
+        ("root_hash_sig_key_desc = \"kata-volume:key\"", false),
+        (r#"{"root_hash_sig_key_desc": "kata-volume:key"}"#, true),
+    ] {
+        let e = Policy::from_text(text, json).unwrap_err();
+        assert!(matches!(e, PolicyParseError::Replaced { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("root_hash_sig_key_desc is no longer a policy key: ")
+                && msg.contains("kernel_signatures")
+                && msg.contains("root_hash_sig"),
+            "{msg}"
+        );
+    }
+    // Trusted root hashes are checked when the policy is read.
+    let e = Policy::from_text("trusted_root_hashes = [\"ab\"]", false).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "root_hash_sig_key_desc \"two words\" must be one word"
+        "Invalid trusted_root_hashes[0] \"ab\" in trusted_root_hashes: expected 64 hex digits for sha256"
     );
     let e = Policy::from_text("{\"allow_files\": 1}", true).unwrap_err();
     assert!(matches!(e, PolicyParseError::Json(_)), "{e:?}");
@@ -133,12 +150,31 @@ fn trusted_hashes_and_unverified_volumes() {
     p.allow_unverified = true;
     assert_eq!(p.authorize(&unverified).unwrap().verity, None);
     p.trusted_root_hashes = Some([h.to_uppercase()].into_iter().collect());
+    // Changed trust keys and nothing loaded: everything is refused until load_trust.
+    assert_eq!(p.authorize(&v).unwrap_err(), PolicyError::TrustNotLoaded);
+    p.load_trust().unwrap();
     p.authorize(&v).unwrap();
+    // Trusted hashes in force: an unverified volume is refused even though allowed.
+    assert_eq!(
+        p.authorize(&unverified).unwrap_err().to_string(),
+        "A volume without dm_verity is refused: the allowlist of verified layers is in force"
+    );
     p.trusted_root_hashes = Some(["00".repeat(32)].into_iter().collect());
+    p.load_trust().unwrap();
     assert_eq!(
         p.authorize(&v).unwrap_err(),
-        PolicyError::UntrustedRootHash(h.to_owned())
+        PolicyError::Allowlist(AllowlistError::NotListed {
+            algorithm: HashAlgorithm::Sha256,
+            root_hash: h.to_owned(),
+        })
     );
+    // Named trusted hashes, even none, trust nothing else.
+    p.trusted_root_hashes = Some(Default::default());
+    p.load_trust().unwrap();
+    assert!(matches!(
+        p.authorize(&v).unwrap_err(),
+        PolicyError::Allowlist(AllowlistError::NothingListed { .. })
+    ));
 }
 
 #[test]

@@ -358,3 +358,57 @@ fn dm_names_tell_the_formats_apart_and_keep_the_default() {
         }
     }
 }
+
+#[test]
+fn root_hash_sig_is_decoded_with_the_same_rules_and_kept_as_sent() {
+    // Any spelling Go folds; kept verbatim (decoded and verified further down the pipeline).
+    for name in [
+        "root_hash_sig",
+        "Root_Hash_Sig",
+        "ROOT_HASH_SIG",
+        "root_haſh_ſig",
+    ] {
+        assert_eq!(
+            wire(&format!(r#","{name}":"MAA=""#)).root_hash_sig,
+            "MAA=",
+            "{name}"
+        );
+    }
+    let v = Volume::parse(&option(&raw_with(&verity_plus(
+        r#","root_hash_sig":"MAA=""#,
+    ))))
+    .unwrap();
+    assert_eq!(v.root_hash_sig(), Some("MAA="));
+    // Empty or null is none; and none stays absent on the way out.
+    for none in [r#","root_hash_sig":"""#, r#","root_hash_sig":null"#, ""] {
+        let v = Volume::parse(&option(&raw_with(&verity_plus(none)))).unwrap();
+        assert_eq!(v.root_hash_sig(), None, "{none}");
+        assert!(!v.to_wire().to_json().contains("root_hash_sig"));
+    }
+    // The encoder writes it back inside dm_verity, and the round trip is exact.
+    let w = v_with_sig("MAA=");
+    assert!(w.to_json().contains(r#""root_hash_sig":"MAA=""#));
+    assert_eq!(Volume::from_wire(&w).unwrap().to_wire(), w);
+    // Twice in any spelling: refused; not a string: refused naming the field.
+    assert_eq!(
+        decode_err(r#","root_hash_sig":"MAA=","ROOT_HASH_SIG":"MAA=""#).to_string(),
+        "Duplicate field dm_verity.root_hash_sig: refused as ambiguous"
+    );
+    for (bad, found) in [
+        ("1", "number"),
+        ("[]", "array"),
+        ("{}", "object"),
+        ("true", "boolean"),
+    ] {
+        let e = decode_err(&format!(r#","root_hash_sig":{bad}"#)).to_string();
+        assert_names(&e, &["dm_verity.root_hash_sig", "a string", found]);
+    }
+}
+
+fn v_with_sig(sig: &str) -> KataVirtualVolume {
+    let mut w = decode(&option(&raw_with(&tarfs_verity()))).unwrap();
+    if let Some(d) = w.dm_verity.as_mut() {
+        d.root_hash_sig = sig.to_owned();
+    }
+    w
+}

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::system::{DmName, SysError};
+use crate::trust::KernelSignatureError;
 use crate::verity::{VerityError, VerityTable};
 
 /// A step of apply or teardown.
@@ -95,6 +96,29 @@ pub enum ApplyError {
         name: DmName,
         /// Its active table.
         active: Box<VerityTable>,
+    },
+    /// The kernel refused the table because of its root-hash signature.
+    #[error(transparent)]
+    KernelSignature(KernelSignatureError),
+    /// The kernel refused a table without a signature: it requires them.
+    #[error(
+        "The kernel refused the unsigned table of {name} (ENOKEY): it requires root-hash signatures (dm_verity.require_signatures=1), and this volume has none or kernel_signatures is off"
+    )]
+    KernelRequiresSignature {
+        /// The device.
+        name: DmName,
+    },
+    /// The kernel's table of our device has another root hash than the authorized one.
+    #[error(
+        "The kernel's table of {name} has root hash {active}, not the authorized {authorized}: refusing to use it"
+    )]
+    RootHashChanged {
+        /// The device.
+        name: DmName,
+        /// The root hash the policy authorized.
+        authorized: String,
+        /// The one in the kernel's table.
+        active: String,
     },
     /// The kernel's table of our device cannot be read as a verity table.
     #[error("Cannot read back the table of {name}")]

@@ -1,9 +1,11 @@
 //! Applying a [`Plan`] to the system as a transaction, and tearing it down again.
 //!
 //! Apply: attach a read-only autoclear loop device for a file source, create the dm device
-//! read-only, load the verity table, resume, make the `/dev/mapper` node, check that the
-//! kernel's table is the planned one and that the status says `V`, create the mount point,
-//! mount. Every step records its undo; any failure unwinds all of them and the error names
+//! read-only, load the verity table (with `kernel_signatures`, on this thread with the
+//! volume's signature key in its keyring: the kernel's refusal is a permission refusal), resume,
+//! make the `/dev/mapper` node, read the kernel's table back (its root hash must be the one
+//! authorized, then the whole table the planned one) and check that the status says `V`,
+//! create the mount point, mount. Every step records its undo; any failure unwinds all of them and the error names
 //! the step. What is already there and identical (compared with the kernel's own table) is
 //! success and creates nothing; an existing device with our name and another table is
 //! refused. Decides nothing else: every rule was applied before the plan was made.
@@ -27,6 +29,7 @@ use crate::plan::{Plan, VerityPlan};
 use crate::resolve::{FileId, Source};
 use crate::system::kernel::{self, View};
 use crate::system::{DevNum, DmName, FileKind, SysError, System};
+use crate::trust::kernel_signature_error;
 use crate::verity::VerityTable;
 use crate::volume::VolumeType;
 use txn::{Txn, Undo};
@@ -207,14 +210,35 @@ fn create(
     let table = v.table(&device.to_string_lossy())?;
     let dev = sys.dm_create(&v.name).map_err(step(Step::CreateDevice))?;
     txn.record(Undo::RemoveDm(v.name.clone()));
-    sys.dm_load(&v.name, &table)
-        .map_err(step(Step::LoadTable))?;
+    match &v.kernel_signature {
+        // Key, load and unlink in one call, on this thread: the key is in its keyring only.
+        Some(k) => sys.dm_load_signed(&v.name, &table, &k.description, &k.signature),
+        None => sys.dm_load(&v.name, &table),
+    }
+    .map_err(|e| load_error(v, e))?;
     sys.dm_resume(&v.name).map_err(step(Step::Resume))?;
     Ok(dev)
 }
 
-/// Reads back the active device: its table must be the planned one on the source, and its
-/// status `V`.
+/// A failed table load: the kernel's verdict on a signature (or on a missing one) is a
+/// permission refusal; anything else is the step's failure.
+fn load_error(v: &VerityPlan, e: SysError) -> ApplyError {
+    let errno = e.errno().map(nix::errno::Errno::from_raw);
+    match (&v.kernel_signature, errno) {
+        (Some(k), Some(errno)) => match kernel_signature_error(errno, &k.description) {
+            Some(refused) => ApplyError::KernelSignature(refused),
+            None => step(Step::LoadTable)(e),
+        },
+        (None, Some(nix::errno::Errno::ENOKEY)) => ApplyError::KernelRequiresSignature {
+            name: v.name.clone(),
+        },
+        _ => step(Step::LoadTable)(e),
+    }
+}
+
+/// Reads back the active device: its root hash must be the authorized one (checked first,
+/// on its own: the allowlist and the signature vouched for that hash), its table the
+/// planned one on the source, and its status `V`.
 fn check_active(
     sys: &dyn System,
     v: &VerityPlan,
@@ -226,6 +250,13 @@ fn check_active(
             ApplyError::UnreadableTable { name, source }
         }
     })?;
+    if table.target.root_hash != *v.params.root_hash() {
+        return Err(ApplyError::RootHashChanged {
+            name: v.name.clone(),
+            authorized: v.params.root_hash().to_hex(),
+            active: table.target.root_hash.to_hex(),
+        });
+    }
     let on_source = table
         .target
         .data_device

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE;
 use super::mount::{ContainerdMount, Layer, layers};
 use super::{ContainerId, Convention, HostError, SourceMap};
 use crate::address::{GuestAddress, SourceType};
-use crate::request::Storage;
+use crate::request::{ROOT_HASH_SIG_OPTION, Storage};
 use crate::volume::{truncate_for_error, verity_info};
 
 /// The guest directory under which a Kata runtime puts everything it asks the agent to mount.
@@ -98,6 +98,12 @@ fn ccv0(layer: &Layer, address: &GuestAddress) -> Result<Storage, HostError> {
     })?;
     let mut driver_options = vec![format!("verity_info={json}")];
     driver_options.extend(source_type_option(address));
+    // The volume's signature travels as the driver option (verity_info keeps Kata's fields).
+    driver_options.extend(
+        v.root_hash_sig
+            .as_ref()
+            .map(|sig| format!("{ROOT_HASH_SIG_OPTION}={sig}")),
+    );
     let mut options = Vec::with_capacity(v.options.len() + 1);
     options.push("ro".to_owned());
     options.extend(v.options.iter().cloned());

@@ -136,8 +136,13 @@ impl ManagerError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            // A size over the policy's limits is the policy's refusal.
-            Self::Request(RequestError::TooLarge { .. } | RequestError::TooManyOptions { .. })
+            // A size over the policy's limits is the policy's refusal; a signature that does
+            // not decode is a trust failure, as one that does not verify.
+            Self::Request(
+                RequestError::TooLarge { .. }
+                | RequestError::TooManyOptions { .. }
+                | RequestError::Signature { .. },
+            )
             | Self::Policy(_) => ErrorKind::PermissionDenied,
             Self::Request(RequestError::GuestPull) => ErrorKind::NotHandledHere,
             Self::Request(_) | Self::Plan(_) | Self::NeedsManager => ErrorKind::InvalidArgument,
@@ -158,9 +163,11 @@ impl ManagerError {
                 ApplyError::MountPointBusy(_)
                 | ApplyError::TableMismatch { .. }
                 | ApplyError::ForeignMount { .. } => ErrorKind::AlreadyExists,
-                ApplyError::NotVerified { .. } | ApplyError::Mismatch { .. } => {
-                    ErrorKind::PermissionDenied
-                }
+                ApplyError::NotVerified { .. }
+                | ApplyError::Mismatch { .. }
+                | ApplyError::KernelSignature(_)
+                | ApplyError::KernelRequiresSignature { .. }
+                | ApplyError::RootHashChanged { .. } => ErrorKind::PermissionDenied,
                 ApplyError::Table(_) => ErrorKind::InvalidArgument,
                 ApplyError::Step { source, .. } if source.is_not_found() => {
                     ErrorKind::InvalidArgument

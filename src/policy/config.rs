@@ -1,5 +1,7 @@
 //! Loading a policy file: TOML, or JSON when the name ends in `.json`. Unknown keys are
-//! refused (a typo must not silently weaken the policy); missing keys take the defaults.
+//! refused (a typo must not silently weaken the policy); missing keys take the defaults; a
+//! key that was replaced is refused with what replaced it. The trust files the policy names
+//! are read by [`Policy::load_trust`](super::Policy::load_trust), not here.
 
 use std::path::{Path, PathBuf};
 
@@ -17,10 +19,32 @@ pub enum PolicyParseError {
     /// The mount root is not a normal absolute path.
     #[error("mount_root {0:?} must be an absolute path without '.', '..' or trailing '/'")]
     MountRoot(PathBuf),
-    /// A key description that is not one word.
-    #[error("root_hash_sig_key_desc {0:?} must be one word")]
-    KeyDesc(String),
+    /// A key that was replaced by others.
+    #[error("{key} is no longer a policy key: {instead}")]
+    Replaced {
+        /// The key.
+        key: &'static str,
+        /// What replaced it.
+        instead: &'static str,
+    },
+    /// `trusted_root_hashes` holds something that is not a root hash.
+    #[error(transparent)]
+    RootHashes(#[from] crate::trust::AllowlistError),
+    /// A `trusted_signers` entry names initdata, and no initdata document is configured.
+    #[error(
+        "trusted_signers entry {0:?} names the initdata document, but the policy sets no initdata"
+    )]
+    SignerWithoutInitdata(String),
+    /// An empty `trusted_signers` entry.
+    #[error("trusted_signers has an empty entry: give a PEM file or initdata:<key>")]
+    EmptySigner,
 }
+
+/// Keys that were replaced, with what replaced them.
+const REPLACED: &[(&str, &str)] = &[(
+    "root_hash_sig_key_desc",
+    "one key description cannot vouch for more than one layer; set kernel_signatures, and each volume's own root_hash_sig is loaded as a key of its own and named in its table",
+)];
 
 /// Why a policy file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -62,18 +86,40 @@ impl Policy {
     /// Parses policy text (TOML, or JSON).
     pub fn from_text(text: &str, json: bool) -> Result<Self, PolicyParseError> {
         let p: Policy = if json {
-            serde_json::from_str(text)?
+            let value: serde_json::Value = serde_json::from_str(text)?;
+            if let Some(map) = value.as_object() {
+                replaced(|k| map.contains_key(k))?;
+            }
+            serde_json::from_value(value)?
         } else {
+            let table: toml::Table = toml::from_str(text)?;
+            replaced(|k| table.contains_key(k))?;
             toml::from_str(text)?
         };
         if !crate::request::is_normal_absolute(&p.mount_root) {
             return Err(PolicyParseError::MountRoot(p.mount_root));
         }
-        if let Some(k) = &p.root_hash_sig_key_desc
-            && (k.is_empty() || k.chars().any(char::is_whitespace))
-        {
-            return Err(PolicyParseError::KeyDesc(k.clone()));
+        if let Some(hashes) = &p.trusted_root_hashes {
+            super::trust::policy_hashes(hashes)?;
+        }
+        for s in &p.trusted_signers {
+            if s.is_empty() {
+                return Err(PolicyParseError::EmptySigner);
+            }
+            if s.starts_with(super::INITDATA_PREFIX) && p.initdata.is_none() {
+                return Err(PolicyParseError::SignerWithoutInitdata(
+                    crate::volume::truncate_for_error(s),
+                ));
+            }
         }
         Ok(p)
+    }
+}
+
+/// Refuses a key that was replaced, naming what replaced it.
+fn replaced(has: impl Fn(&str) -> bool) -> Result<(), PolicyParseError> {
+    match REPLACED.iter().find(|(k, _)| has(k)) {
+        Some((key, instead)) => Err(PolicyParseError::Replaced { key, instead }),
+        None => Ok(()),
     }
 }

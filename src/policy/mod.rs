@@ -1,27 +1,31 @@
 //! What the host may ask for. The host is not trusted: [`Policy::authorize`] checks a parsed
 //! request against every rule, once, before anything on the system is looked at — volume
-//! verification, trusted root hashes, filesystem types and options, allowed sources, the mount
-//! root — and returns what was [`Authorized`], with the mount flags it allows. Pure: the
-//! system-facing checks (what the source and the mount point really are) belong to
-//! `resolve`.
+//! verification, who vouches for the root hash (the allowlist and the root-hash signature,
+//! `trust.rs`), filesystem types and options, allowed sources, the mount root — and returns
+//! what was [`Authorized`], with the mount flags it allows. Pure once loaded: the trust files
+//! are read at start ([`Policy::load_trust`]); the system-facing checks (what the source and
+//! the mount point really are) belong to `resolve`.
 
 mod config;
 mod mount_options;
 mod overlay;
 mod pattern;
+mod trust;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use config::{PolicyFileError, PolicyParseError};
 pub use mount_options::{DEFAULT_FS_OPTIONS, NEVER_ALLOWED, mount_spec};
 pub use overlay::{AuthorizedOverlay, Layer};
 pub use pattern::matches as pattern_matches;
+pub use trust::{INITDATA_PREFIX, InitdataDigest, Trust, TrustFileError, Vouched};
 
 use crate::address::GuestAddress;
 use crate::request::{Limits, VolumeRequest, is_normal_absolute};
 use crate::system::MountSpec;
+use crate::trust::{AllowlistError, RootHashSignature, SignatureError};
 use crate::verity::{VerityOption, VerityParams};
 use crate::volume::{VolumeType, truncate_for_error};
 
@@ -50,16 +54,33 @@ pub struct Policy {
     pub allow_files: bool,
     /// Whether volumes without `dm_verity` (raw or direct block) may be mounted.
     pub allow_unverified: bool,
-    /// When set, only these root hashes (hex, any case) are mounted.
+    /// When set, only these root hashes are mounted: `<alg>:<hex>`, or bare hex of the
+    /// algorithm its length names (40 digits sha1, 64 sha256, 128 sha512), any case. Part of
+    /// the allowlist, which it makes required (an empty list refuses every volume).
     pub trusted_root_hashes: Option<BTreeSet<String>>,
+    /// A `verified-layers.toml` file: more trusted `(algorithm, root hash)` pairs, and its
+    /// own `require_verified_layers`.
+    pub verified_layers: Option<PathBuf>,
+    /// A Kata initdata document (the TOML the agent writes): its `verified-layers.toml` key
+    /// joins the allowlist; `trusted_signers` may name its keys (`initdata:<key>`).
+    pub initdata: Option<PathBuf>,
+    /// Verified layers are required: the allowlist fails closed (empty, it refuses every
+    /// volume).
+    pub require_verified_layers: bool,
+    /// Trusted signer certificates: PEM files, or `initdata:<key>` (a PEM text in the
+    /// initdata document).
+    pub trusted_signers: Vec<String>,
+    /// Every verified volume must carry a root-hash signature.
+    pub require_signatures: bool,
+    /// The kernel checks each volume's signature too: loaded as a `user` key of its own,
+    /// named in that volume's table (`root_hash_sig_key_desc`).
+    pub kernel_signatures: bool,
     /// What dm-verity does on corruption.
     pub corruption_mode: CorruptionMode,
     /// dm-verity `check_at_most_once`.
     pub check_at_most_once: bool,
     /// dm-verity `ignore_zero_blocks`.
     pub ignore_zero_blocks: bool,
-    /// dm-verity `root_hash_sig_key_desc <key>`: the root hash must be signed by this key.
-    pub root_hash_sig_key_desc: Option<String>,
     /// Filesystem types a volume may be mounted as.
     pub allowed_fs_types: Vec<String>,
     /// Filesystem options the host may pass.
@@ -76,6 +97,10 @@ pub struct Policy {
     /// `"500ms"`).
     #[serde(with = "duration_text")]
     pub device_timeout: Duration,
+    /// The trust material [`Policy::load_trust`] read (not a policy key). Until it matches
+    /// the trust keys above, [`Policy::authorize`] refuses every volume.
+    #[serde(skip)]
+    pub trust: Trust,
 }
 
 /// A duration as the CLI writes it (`10`, `10s`, `500ms`), in policy files.
@@ -111,10 +136,15 @@ impl Default for Policy {
             allow_files: false,
             allow_unverified: false,
             trusted_root_hashes: None,
+            verified_layers: None,
+            initdata: None,
+            require_verified_layers: false,
+            trusted_signers: Vec::new(),
+            require_signatures: false,
+            kernel_signatures: false,
             corruption_mode: CorruptionMode::Eio,
             check_at_most_once: false,
             ignore_zero_blocks: false,
-            root_hash_sig_key_desc: None,
             // erofs is built for untrusted images; crafted ext4 or xfs images are outside those
             // filesystems' threat model, so they need the policy's explicit consent.
             allowed_fs_types: vec!["erofs".to_owned()],
@@ -124,6 +154,7 @@ impl Default for Policy {
             max_options: limits.max_options,
             max_volumes: 1024,
             device_timeout: crate::address::DEFAULT_TIMEOUT,
+            trust: Trust::default(),
         }
     }
 }
@@ -153,9 +184,17 @@ pub enum PolicyError {
     /// A filesystem type the policy does not allow.
     #[error("Filesystem type {0:?} is not allowed")]
     FsType(String),
-    /// Root hash not in the trusted set.
-    #[error("Root hash {0} is not trusted")]
-    UntrustedRootHash(String),
+    /// The allowlist refuses the root hash (or a volume without dm_verity).
+    #[error(transparent)]
+    Allowlist(#[from] AllowlistError),
+    /// The root-hash signature is missing, does not verify, or no one is trusted to sign.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The policy's trust keys name files that were not loaded (or changed since).
+    #[error(
+        "The policy's trust material is not loaded (or its keys changed since): every volume is refused until Policy::load_trust reads it"
+    )]
+    TrustNotLoaded,
     /// A path an overlay's options would split or escape.
     #[error(
         "Overlay directory {0} contains ':', ',' or '\\', which overlay options split on or escape"
@@ -200,6 +239,10 @@ pub struct Authorized {
     pub verity: Option<VerityParams>,
     /// Optional dm-verity arguments for the table.
     pub verity_options: Vec<VerityOption>,
+    /// Why the root hash is trusted.
+    pub vouched: Vouched,
+    /// The signature the kernel checks when the table is loaded (`kernel_signatures`).
+    pub kernel_signature: Option<RootHashSignature>,
     /// How to mount it: type, flags, allowlisted data options.
     pub mount: MountSpec,
 }
@@ -214,18 +257,24 @@ impl Policy {
         }
     }
 
-    /// Checks a volume request against every rule.
+    /// Checks a volume request against every rule, with the time now for certificates.
     pub fn authorize(&self, req: &VolumeRequest) -> Result<Authorized, PolicyError> {
+        self.authorize_at(req, SystemTime::now())
+    }
+
+    /// Checks a volume request against every rule; certificates are judged at `now`.
+    pub fn authorize_at(
+        &self,
+        req: &VolumeRequest,
+        now: SystemTime,
+    ) -> Result<Authorized, PolicyError> {
         if !self.allowed_fs_types.contains(&req.fs_type) {
             return Err(PolicyError::FsType(truncate_for_error(&req.fs_type)));
         }
-        match &req.verity {
-            None if !self.allow_unverified => {
-                return Err(PolicyError::Unverified(req.volume_type));
-            }
-            Some(p) => self.check_root_hash(p)?,
-            None => {}
+        if req.verity.is_none() && !self.allow_unverified {
+            return Err(PolicyError::Unverified(req.volume_type));
         }
+        let vouched = self.check_trust(req, now)?;
         if let GuestAddress::Path(p) = &req.source {
             self.check_source(&p.to_string_lossy())?;
         }
@@ -243,20 +292,10 @@ impl Policy {
             mount_root: self.mount_root.clone(),
             verity: req.verity.clone(),
             verity_options: self.verity_options(),
+            kernel_signature: self.kernel_signature(req),
+            vouched,
             mount,
         })
-    }
-
-    fn check_root_hash(&self, p: &VerityParams) -> Result<(), PolicyError> {
-        let Some(trusted) = &self.trusted_root_hashes else {
-            return Ok(());
-        };
-        let hash = p.root_hash().to_hex();
-        if trusted.iter().any(|t| t.eq_ignore_ascii_case(&hash)) {
-            Ok(())
-        } else {
-            Err(PolicyError::UntrustedRootHash(hash))
-        }
     }
 
     /// The optional dm-verity arguments this policy asks for.
@@ -272,9 +311,6 @@ impl Policy {
         }
         if self.check_at_most_once {
             o.push(VerityOption::CheckAtMostOnce);
-        }
-        if let Some(k) = &self.root_hash_sig_key_desc {
-            o.push(VerityOption::RootHashSigKeyDesc(k.clone()));
         }
         o
     }

@@ -1,5 +1,6 @@
 //! Why a request was refused as malformed. Every message names the field and the value.
 
+use crate::trust::SignatureError;
 use crate::volume::{VolumeError, VolumeType};
 
 /// A malformed request.
@@ -28,6 +29,26 @@ pub enum RequestError {
         "Found different io.katacontainers.volume options in options and driver_options: one request mounts one volume"
     )]
     TwoVolumes,
+    /// A root-hash signature that does not decode (refused as a trust failure:
+    /// `PERMISSION_DENIED`).
+    #[error("Invalid root-hash signature in {field}")]
+    Signature {
+        /// Where it was: `dm_verity.root_hash_sig` or the driver option.
+        field: &'static str,
+        /// Why.
+        #[source]
+        source: SignatureError,
+    },
+    /// Two different signatures in one request.
+    #[error(
+        "Found different root-hash signatures in dm_verity.root_hash_sig and driver_options io.katacontainers.volume.root_hash_sig: one request carries one signature"
+    )]
+    TwoSignatures,
+    /// A signature for a volume without dm_verity.
+    #[error(
+        "Found a root-hash signature for a volume without dm_verity: there is no root hash to sign"
+    )]
+    SignatureWithoutVerity,
     /// The request's filesystem type is not the volume's.
     #[error("Invalid fstype {fstype:?}: the volume's fs_type is {volume:?}")]
     FsTypeMismatch {

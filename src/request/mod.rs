@@ -9,6 +9,7 @@ mod error;
 mod multilayer;
 mod overlay;
 mod shape;
+mod signature;
 mod volume;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ pub use error::RequestError;
 pub use multilayer::MultiLayerRequest;
 pub use overlay::{CREATE_DIRECTORY, OverlayRequest};
 pub use shape::Shape;
+pub use signature::ROOT_HASH_SIG_OPTION;
 pub use volume::VolumeRequest;
 
 use crate::volume::truncate_for_error;

@@ -234,6 +234,9 @@ pub(super) fn parse(storage: &Storage, rootfs: PathBuf) -> Result<MultiLayerRequ
         verity,
         mount_point: PathBuf::new(),
         partition: (partition > 0).then_some(partition),
+        // Kata main's multi-layer options carry no root-hash signature: a policy that
+        // requires one refuses these layers.
+        root_hash_sig: None,
     };
     Ok(MultiLayerRequest {
         layer,

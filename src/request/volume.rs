@@ -4,8 +4,10 @@
 
 use std::path::PathBuf;
 
+use super::signature::{ROOT_HASH_SIG_OPTION, signature};
 use super::{Limits, RequestError, Storage, driver_option};
 use crate::address::{GuestAddress, SourceType};
+use crate::trust::RootHashSignature;
 use crate::verity::VerityParams;
 use crate::volume::{self, DmVerityInfo, Volume, VolumeType, truncate_for_error};
 
@@ -23,6 +25,10 @@ pub struct VolumeRequest {
     pub options: Vec<String>,
     /// dm-verity parameters; `None` for an unverified volume.
     pub verity: Option<VerityParams>,
+    /// The root hash's signature (decoded, not verified: that is `policy`'s), from the
+    /// volume's `dm_verity.root_hash_sig` or the driver option
+    /// `io.katacontainers.volume.root_hash_sig=`; only with `verity`.
+    pub root_hash_sig: Option<RootHashSignature>,
     /// Where to mount: absolute, without `.`, `..` or empty components.
     pub mount_point: PathBuf,
     /// A partition of the disk (its number) instead of the whole disk.
@@ -81,15 +87,16 @@ pub(super) fn virtual_volume(
         });
     }
     let volume_type = volume.volume_type();
-    let (source, fs_type, volume_options, verity) = match volume {
-        Volume::RawBlock(r) => (r.source, r.fs_type, r.options, r.verity),
+    let (source, fs_type, volume_options, verity, sig) = match volume {
+        Volume::RawBlock(r) => (r.source, r.fs_type, r.options, r.verity, r.root_hash_sig),
         Volume::DirectBlock(d) if d.fs_type.is_empty() => {
             return Err(RequestError::NoFsType(volume_type));
         }
-        Volume::DirectBlock(d) => (d.source, d.fs_type, d.options, d.verity),
+        Volume::DirectBlock(d) => (d.source, d.fs_type, d.options, d.verity, d.root_hash_sig),
         Volume::GuestPull(_) => return Err(RequestError::GuestPull),
         Volume::Nydus(_) => return Err(RequestError::Unsupported(volume_type)),
     };
+    let root_hash_sig = signature(storage, sig.as_deref(), verity.is_some())?;
     // The request's own source (a hot-plugged disk's address) wins over the volume's (the
     // image's path on the host).
     let source_type = source_type(storage)?;
@@ -104,6 +111,7 @@ pub(super) fn virtual_volume(
         fs_type,
         options: options(volume_options, storage),
         verity,
+        root_hash_sig,
         mount_point,
         partition: None,
     })
@@ -122,10 +130,11 @@ fn volume_option(storage: &Storage) -> Result<&str, RequestError> {
 }
 
 /// Driver options the `dmverity` shape knows.
-const DM_VERITY_DRIVER_OPTIONS: &[&str] = &["verity_info", "source_type"];
+const DM_VERITY_DRIVER_OPTIONS: &[&str] = &["verity_info", "source_type", ROOT_HASH_SIG_OPTION];
 
 /// Shape 2: the CCv0 runtime's `dmverity` driver — `verity_info=<DmVerityInfo JSON>`,
-/// `source_type=<bus>`, the disk's guest address as `source`.
+/// `source_type=<bus>`, optionally `io.katacontainers.volume.root_hash_sig=<signature>`, the
+/// disk's guest address as `source`.
 pub(super) fn dm_verity(
     storage: &Storage,
     mount_point: PathBuf,
@@ -146,6 +155,8 @@ pub(super) fn dm_verity(
     })?;
     let info = DmVerityInfo::from_json_str(info)?;
     let verity = volume::verity_params(&info)?;
+    let in_info = Some(info.root_hash_sig.as_str()).filter(|s| !s.is_empty());
+    let root_hash_sig = signature(storage, in_info, true)?;
     if storage.source.is_empty() {
         return Err(RequestError::Missing {
             driver: "dmverity",
@@ -164,6 +175,7 @@ pub(super) fn dm_verity(
         fs_type,
         options: options(Vec::new(), storage),
         verity: Some(verity),
+        root_hash_sig,
         mount_point,
         partition: None,
     })

@@ -21,6 +21,7 @@ use super::{
 };
 use super::{DmName, MountFlags};
 use crate::address::{AddressError, DiskFinder, GuestAddress, NetlinkUevents, Resolved};
+use crate::trust::{KeyDescription, RootHashSignature, SignatureKey};
 use crate::verity::units::{Bytes, SECTOR_SIZE};
 use crate::verity::{TARGET_TYPE, VerityTable};
 use std::time::Duration;
@@ -149,6 +150,26 @@ impl System for LinuxSystem {
             )
         })
         .map(drop)
+    }
+
+    fn dm_load_signed(
+        &self,
+        name: &DmName,
+        table: &VerityTable,
+        key: &KeyDescription,
+        signature: &RootHashSignature,
+    ) -> SysResult<()> {
+        // The key lives in this thread's keyring only: add, load and unlink here, in one call.
+        let keyring_error = |op, e: &dyn std::error::Error| {
+            SysError::new(op, name, io::Error::other(crate::error_chain(e)))
+        };
+        let loaded = SignatureKey::load(key.clone(), signature)
+            .map_err(|e| keyring_error("add the signature key to the thread keyring for", &e))?;
+        let result = self.dm_load(name, table);
+        let unlinked = loaded
+            .unlink()
+            .map_err(|e| keyring_error("unlink the signature key of", &e));
+        result.and(unlinked)
     }
 
     fn dm_resume(&self, name: &DmName) -> SysResult<()> {

@@ -22,6 +22,7 @@ pub use linux::LinuxSystem;
 pub use mountinfo::{MountEntry, parse_mountinfo};
 
 use crate::address::{AddressError, GuestAddress};
+use crate::trust::{KeyDescription, RootHashSignature};
 use crate::verity::VerityTable;
 use crate::verity::units::Bytes;
 pub use vocab::{DM_NAME_MAX, DM_NAME_PREFIX, DevNum, DmName, DmNameError, MountFlags, MountSpec};
@@ -139,6 +140,20 @@ pub trait System: Send + Sync {
     fn dm_create(&self, name: &DmName) -> SysResult<DevNum>;
     /// Loads a verity table (read-only) into the device's inactive slot.
     fn dm_load(&self, name: &DmName, table: &VerityTable) -> SysResult<()>;
+    /// Loads a verity table whose root hash the kernel checks against a signature: adds
+    /// `signature`'s DER as a `user` key described `key` to the calling thread's keyring,
+    /// loads the table (which names `root_hash_sig_key_desc <key>`: the kernel looks the key
+    /// up and verifies the signature while it builds the target), then unlinks the key. All
+    /// on the calling thread, whose keyring is the only one that holds the key. The load's
+    /// error keeps the kernel's errno (`ENOKEY`, `EKEYREJECTED`, …); the key is unlinked
+    /// whatever the load did.
+    fn dm_load_signed(
+        &self,
+        name: &DmName,
+        table: &VerityTable,
+        key: &KeyDescription,
+        signature: &RootHashSignature,
+    ) -> SysResult<()>;
     /// Resumes the device (activates the loaded table).
     fn dm_resume(&self, name: &DmName) -> SysResult<()>;
     /// Removes the device; `deferred` asks the kernel to remove it when its last user closes.

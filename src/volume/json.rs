@@ -18,7 +18,7 @@ use serde::de::{
 };
 
 /// The most known fields of any one object.
-pub(crate) const MAX_FIELDS: usize = 9;
+pub(crate) const MAX_FIELDS: usize = 10;
 
 /// A field the decoder knows: its JSON name (Go's tag) and, for a nested object with known
 /// fields of its own, those fields.

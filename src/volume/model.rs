@@ -119,6 +119,10 @@ pub struct RawBlock {
     pub options: Vec<String>,
     /// dm-verity parameters, if the volume is verified.
     pub verity: Option<VerityParams>,
+    /// `dm_verity.root_hash_sig` as sent (base64 of a detached signature or of a
+    /// `.verity.sig` envelope), `None` when absent or empty: decoded by `request`, verified
+    /// by `policy`.
+    pub root_hash_sig: Option<String>,
 }
 
 /// A block device mounted directly.
@@ -134,6 +138,10 @@ pub struct DirectBlock {
     pub metadata: BTreeMap<String, String>,
     /// dm-verity parameters, if given.
     pub verity: Option<VerityParams>,
+    /// `dm_verity.root_hash_sig` as sent (base64 of a detached signature or of a
+    /// `.verity.sig` envelope), `None` when absent or empty: decoded by `request`, verified
+    /// by `policy`.
+    pub root_hash_sig: Option<String>,
 }
 
 /// A nydus volume (block or fs flavour).
@@ -153,6 +161,10 @@ pub struct NydusVolume {
     pub snapshot_dir: String,
     /// dm-verity parameters, if given.
     pub verity: Option<VerityParams>,
+    /// `dm_verity.root_hash_sig` as sent (base64 of a detached signature or of a
+    /// `.verity.sig` envelope), `None` when absent or empty: decoded by `request`, verified
+    /// by `policy`.
+    pub root_hash_sig: Option<String>,
 }
 
 /// An image the guest pulls itself.
@@ -187,9 +199,14 @@ impl Volume {
     }
 
     /// Validates a wire volume, moving its strings into the typed one (no copies).
-    fn validate(w: KataVirtualVolume) -> Result<Self, VolumeError> {
+    fn validate(mut w: KataVirtualVolume) -> Result<Self, VolumeError> {
         let volume_type: VolumeType = w.volume_type.parse()?;
         let verity = w.dm_verity.as_ref().map(verity_params).transpose()?;
+        let root_hash_sig = w
+            .dm_verity
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.root_hash_sig))
+            .filter(|s| !s.is_empty());
         check_fs_type(&w.fs_type)?;
         check_options(&w.options)?;
         let KataVirtualVolume {
@@ -215,6 +232,7 @@ impl Volume {
                     .metadata
                     .ok_or(missing("direct_volume.metadata"))?,
                 verity,
+                root_hash_sig,
             }),
             VolumeType::ImageRawBlock | VolumeType::LayerRawBlock => Volume::RawBlock(RawBlock {
                 scope: if volume_type == VolumeType::ImageRawBlock {
@@ -230,6 +248,7 @@ impl Volume {
                 },
                 options,
                 verity,
+                root_hash_sig,
             }),
             VolumeType::ImageNydusBlock
             | VolumeType::LayerNydusBlock
@@ -247,6 +266,7 @@ impl Volume {
                     config: nydus.config,
                     snapshot_dir: nydus.snapshot_dir,
                     verity,
+                    root_hash_sig,
                 })
             }
             VolumeType::ImageGuestPull => Volume::GuestPull(GuestPull {
@@ -310,11 +330,24 @@ impl Volume {
         }
     }
 
+    /// The root hash's signature as sent (`dm_verity.root_hash_sig`), if any.
+    pub fn root_hash_sig(&self) -> Option<&str> {
+        match self {
+            Volume::DirectBlock(d) => d.root_hash_sig.as_deref(),
+            Volume::RawBlock(r) => r.root_hash_sig.as_deref(),
+            Volume::Nydus(n) => n.root_hash_sig.as_deref(),
+            Volume::GuestPull(_) => None,
+        }
+    }
+
     /// Back to the wire struct (what the host would have sent for this volume).
     pub fn to_wire(&self) -> KataVirtualVolume {
         let mut w = KataVirtualVolume {
             volume_type: self.volume_type().as_str().to_owned(),
-            dm_verity: self.verity().map(verity_info),
+            dm_verity: self.verity().map(|p| DmVerityInfo {
+                root_hash_sig: self.root_hash_sig().unwrap_or_default().to_owned(),
+                ..verity_info(p)
+            }),
             ..Default::default()
         };
         match self {
@@ -392,6 +425,7 @@ pub fn verity_info(p: &VerityParams) -> DmVerityInfo {
         },
         hash_type: (p.version() != VerityVersion::V1).then(|| p.version().number()),
         no_superblock: p.has_superblock().then_some(false),
+        root_hash_sig: String::new(),
     }
 }
 

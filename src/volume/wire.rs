@@ -13,7 +13,10 @@
 //! - `dm_verity` also takes Kata main's `salt`, `hash_type` and `no_superblock` (a JSON
 //!   boolean); each is omitted on the way out when absent or empty, so the six-field JSON of
 //!   the seed producers round-trips unchanged — and an absent `no_superblock` keeps *their*
-//!   meaning, no superblock (see [`DmVerityInfo::no_superblock`]).
+//!   meaning, no superblock (see [`DmVerityInfo::no_superblock`]);
+//! - `dm_verity.root_hash_sig` (ours: a string, base64 of a detached PKCS#7 signature over the
+//!   lower-case hex root hash, or of a systemd `.verity.sig` JSON envelope) is omitted on the
+//!   way out when empty, like Kata main's fields; `request` decodes it, `policy` verifies it.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +54,11 @@ pub struct DmVerityInfo {
     /// Omitted when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_superblock: Option<bool>,
+    /// The root hash's signature: base64 of a detached PKCS#7 (DER) signature over the
+    /// lower-case hex root hash, or of a systemd `.verity.sig` JSON envelope; `""` for none.
+    /// Ours (not in Kata's `DmVerityInfo`); omitted when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub root_hash_sig: String,
 }
 
 /// `direct_volume`: metadata of a directly assigned volume.
@@ -201,6 +209,7 @@ fn verity_from(d: &Fields<'_, '_>) -> Result<DmVerityInfo, VolumeError> {
             .map(|n| u32::try_from(n).map_err(|_| VerityError::HashVersion(n)))
             .transpose()?,
         no_superblock: d.optional_bool("no_superblock")?,
+        root_hash_sig: d.string("root_hash_sig")?,
     })
 }
 
@@ -227,6 +236,7 @@ const VERITY: &[Field] = &[
     Field::value("salt"),
     Field::value("hash_type"),
     Field::value("no_superblock"),
+    Field::value("root_hash_sig"),
 ];
 const _: () = assert!(
     TOP.len() <= MAX_FIELDS

@@ -1,9 +1,16 @@
 //! The hostile-request catalogue: every case is a storage request a malicious host might
 //! send, with the error class it must get. Shared by the manager-level suite and the
-//! daemon-level suite (over a unix socket).
+//! daemon-level suite (over a unix socket). The policy lists the trusted root hashes and
+//! requires root-hash signatures from a signer it trusts: every good request is signed, and
+//! `signed.rs` holds the cases that play with root hashes and signatures.
+
+#[path = "encodings.rs"]
+mod encodings;
+#[path = "signed.rs"]
+pub mod signed;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+use base64::engine::general_purpose::STANDARD;
 use kata_volume::manager::{ErrorKind, Storage};
 use kata_volume::policy::Policy;
 use kata_volume::system::{DevNum, FakeSystem};
@@ -12,6 +19,8 @@ use kata_volume::system::{DevNum, FakeSystem};
 pub const ROOT: &str = "/run/kata-containers";
 /// A root hash the policy trusts.
 pub const TRUSTED: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+/// Another root hash the policy trusts (another layer).
+pub const TRUSTED_B: &str = "3333333333333333333333333333333333333333333333333333333333333333";
 /// A root hash it does not.
 pub const UNTRUSTED: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -73,12 +82,26 @@ pub fn system() -> FakeSystem {
     f
 }
 
-/// The policy: defaults, with one trusted root hash.
+/// The policy: defaults, with trusted root hashes (two sha256 layers, and a sha1 hash that
+/// is the first 40 digits of the first) and required signatures from the catalogue's
+/// trusted signer; its trust material loaded.
 pub fn policy() -> Policy {
-    Policy {
-        trusted_root_hashes: Some([TRUSTED.to_owned()].into_iter().collect()),
+    let mut p = Policy {
+        trusted_root_hashes: Some(
+            [
+                TRUSTED.to_owned(),
+                TRUSTED_B.to_owned(),
+                format!("sha1:{}", &TRUSTED[..40]),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+        trusted_signers: vec![signed::material().signer_pem.display().to_string()],
+        require_signatures: true,
         ..Policy::default()
-    }
+    };
+    p.load_trust().unwrap();
+    p
 }
 
 pub fn verity_json(hash: &str, extra: &str) -> String {
@@ -91,11 +114,12 @@ pub fn opt_of(json: &str) -> String {
     format!("io.katacontainers.volume={}", STANDARD.encode(json))
 }
 
-/// A good request (trusted layer on /dev/vdb) at `mp`.
+/// A good request (trusted layer on /dev/vdb, signed by the trusted signer) at `mp`.
 pub fn good(mp: &str) -> Storage {
     Storage {
         source: "/dev/vdb".into(),
         options: vec![opt_of(&verity_json(TRUSTED, ""))],
+        driver_options: vec![signed::sig_option(&signed::material().sign(TRUSTED))],
         mount_point: mp.into(),
         ..Default::default()
     }
@@ -198,17 +222,25 @@ pub fn cases() -> Vec<Case> {
     );
 
     // --- verification: unverified, untrusted, unsupported types.
+    // (Without the good request's signature: a signature for a volume without dm_verity is
+    // malformed, a case of its own in `signed.rs`.)
     let unverified = r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#;
     add(
         "unverified image_raw_block",
-        with(|s| s.options = vec![opt_of(unverified)]),
+        with(|s| {
+            s.options = vec![opt_of(unverified)];
+            s.driver_options.clear();
+        }),
         PermissionDenied,
     );
     let unverified_layer =
         r#"{"volume_type":"layer_raw_block","source":"/dev/vdb","fs_type":"erofs"}"#;
     add(
         "unverified layer_raw_block",
-        with(|s| s.options = vec![opt_of(unverified_layer)]),
+        with(|s| {
+            s.options = vec![opt_of(unverified_layer)];
+            s.driver_options.clear();
+        }),
         PermissionDenied,
     );
     add(
@@ -274,7 +306,8 @@ pub fn cases() -> Vec<Case> {
         with(|s| {
             s.options = vec![opt_of(
                 r#"{"volume_type":"direct_block","source":"/dev/vdb","fs_type":"ext4","direct_volume":{"metadata":{"a":"b"}}}"#,
-            )]
+            )];
+            s.driver_options.clear();
         }),
         PermissionDenied,
     );
@@ -352,175 +385,7 @@ pub fn cases() -> Vec<Case> {
 
     // --- encodings.
     let j = verity_json(TRUSTED, "");
-    let encodings: Vec<(&str, String)> = vec![
-        ("empty option", "io.katacontainers.volume=".into()),
-        (
-            "not base64",
-            "io.katacontainers.volume=!!!not-base64!!!".into(),
-        ),
-        (
-            "base64 without padding",
-            format!(
-                "io.katacontainers.volume={}",
-                STANDARD_NO_PAD.encode(format!("{j} "))
-            ),
-        ),
-        (
-            "url-safe base64",
-            format!(
-                "io.katacontainers.volume={}",
-                URL_SAFE.encode("{\"volume_type\":\"???>>>\"}")
-            ),
-        ),
-        (
-            "base64 with a space",
-            format!("io.katacontainers.volume= {}", STANDARD.encode(&j)),
-        ),
-        (
-            "base64 of non-UTF-8",
-            format!(
-                "io.katacontainers.volume={}",
-                STANDARD.encode([0xff, 0xfe, 0x7b])
-            ),
-        ),
-        ("base64 of non-JSON", opt_of("volume_type=layer_raw_block")),
-        ("JSON array", opt_of("[1,2,3]")),
-        ("JSON null", opt_of("null")),
-        ("JSON string", opt_of("\"layer_raw_block\"")),
-        ("JSON number", opt_of("42")),
-        ("truncated JSON", opt_of(&j[..j.len() / 2])),
-        ("trailing garbage", opt_of(&format!("{j}xyz"))),
-        ("two objects", opt_of(&format!("{j}{j}"))),
-        ("empty object", opt_of("{}")),
-        (
-            "unknown volume type",
-            opt_of(r#"{"volume_type":"raw_block"}"#),
-        ),
-        (
-            "volume type in wrong case",
-            opt_of(&j.replace("layer_raw_block", "LAYER_RAW_BLOCK")),
-        ),
-        (
-            "duplicate source",
-            opt_of(&j.replace(
-                r#""source":"/dev/vdb""#,
-                r#""source":"/dev/vdb","Source":"/dev/mem""#,
-            )),
-        ),
-        (
-            "duplicate hash",
-            opt_of(&j.replace(
-                r#""hashtype""#,
-                &format!(r#""hash":"{UNTRUSTED}","hashtype""#),
-            )),
-        ),
-        (
-            "hash as a number",
-            opt_of(&j.replace(&format!("\"{TRUSTED}\""), "1111")),
-        ),
-        (
-            "blocknum as a string",
-            opt_of(&j.replace(r#""blocknum":4096"#, r#""blocknum":"4096""#)),
-        ),
-        (
-            "negative blocknum",
-            opt_of(&j.replace(r#""blocknum":4096"#, r#""blocknum":-1"#)),
-        ),
-        (
-            "float blocknum",
-            opt_of(&j.replace(r#""blocknum":4096"#, r#""blocknum":4096.0"#)),
-        ),
-        (
-            "exponent blocknum",
-            opt_of(&j.replace(r#""blocknum":4096"#, r#""blocknum":4e3"#)),
-        ),
-        (
-            "huge blocknum",
-            opt_of(&j.replace(r#""blocknum":4096"#, r#""blocknum":18446744073709551616"#)),
-        ),
-        (
-            "blocknum 2^32",
-            opt_of(&j.replace(r#""blocknum":4096"#, r#""blocknum":4294967296"#)),
-        ),
-        (
-            "blocknum 0",
-            opt_of(&j.replace(r#""blocknum":4096"#, r#""blocknum":0"#)),
-        ),
-        (
-            "offset overlapping data",
-            opt_of(&j.replace(r#""offset":16777216"#, r#""offset":4096"#)),
-        ),
-        (
-            "offset near u64::MAX",
-            opt_of(&j.replace(r#""offset":16777216"#, r#""offset":18446744073709547520"#)),
-        ),
-        (
-            "blocksize 8192",
-            opt_of(&j.replace(r#""blocksize":4096"#, r#""blocksize":8192"#)),
-        ),
-        (
-            "blocksize 3000",
-            opt_of(&j.replace(r#""blocksize":4096"#, r#""blocksize":3000"#)),
-        ),
-        (
-            "hashsize 0",
-            opt_of(&j.replace(r#""hashsize":4096"#, r#""hashsize":0"#)),
-        ),
-        (
-            "hashtype md5",
-            opt_of(&j.replace(r#""hashtype":"sha256""#, r#""hashtype":"md5""#)),
-        ),
-        ("short hash", opt_of(&j.replace(TRUSTED, &TRUSTED[..63]))),
-        ("non-hex hash", opt_of(&j.replace(TRUSTED, &"g".repeat(64)))),
-        (
-            "dm_verity as a string",
-            opt_of(r#"{"volume_type":"layer_raw_block","source":"/dev/vdb","dm_verity":"yes"}"#),
-        ),
-        (
-            "options as a string",
-            opt_of(&verity_json(TRUSTED, r#","options":"rw""#)),
-        ),
-        (
-            "fs_type with spaces",
-            opt_of(&verity_json(TRUSTED, r#","fs_type":"erofs rw""#)),
-        ),
-        (
-            "fs_type with a comma",
-            opt_of(&verity_json(TRUSTED, r#","fs_type":"erofs,rw""#)),
-        ),
-        (
-            "lone surrogate",
-            opt_of(&j.replace("/dev/vdb", "/dev/vdb\\ud800")),
-        ),
-        (
-            "deeply nested JSON",
-            opt_of(&format!("{}{}", "[".repeat(100_000), "]".repeat(100_000))),
-        ),
-        (
-            "deeply nested object",
-            opt_of(&format!(
-                r#"{{"volume_type":"layer_raw_block","x":{}1{}}}"#,
-                "{\"a\":".repeat(5000),
-                "}".repeat(5000)
-            )),
-        ),
-        (
-            "deep arrays in an unknown field",
-            opt_of(&j.replacen(
-                '{',
-                &format!(r#"{{"x":{}{},"#, "[".repeat(5000), "]".repeat(5000)),
-                1,
-            )),
-        ),
-        (
-            "33 levels in an unknown field",
-            opt_of(&j.replacen(
-                '{',
-                &format!(r#"{{"x":{}{},"#, "[".repeat(32), "]".repeat(32)),
-                1,
-            )),
-        ),
-    ];
+    let encodings = encodings::cases(&j);
     for (name, o) in encodings {
         let want = if name == "deeply nested JSON" {
             PermissionDenied
@@ -585,6 +450,8 @@ pub fn cases() -> Vec<Case> {
         with(|s| s.fstype = "ext4".into()),
         InvalidArgument,
     );
+    // --- root hashes and their signatures.
+    signed::cases(&mut add, &good(&format!("{ROOT}/c/rootfs")));
     for (name, mp) in [
         ("newline in the mount point", "a\nforged"),
         ("escape in the mount point", "a\u{1b}[31m"),

@@ -204,3 +204,135 @@ fn bad_usage_exits_2_and_an_absent_daemon_1() {
     let o = cli(&["list", "--addr", &addr, "--retry-for", "0"], None);
     refused(&o, "Cannot reach the daemon");
 }
+
+/// The SHA-256 of `bytes`, lower-case hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn serve_logs_the_digest_of_every_trust_file_and_the_old_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::canonicalize(dir.path()).unwrap();
+    let path = |n: &str| real.join(n).display().to_string();
+    let layers = "require_verified_layers = true\n[[layer]]\nalgorithm = \"sha256\"\nroot_hash = \"9f2a6c4e0b1d3f5a7c9e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a\"\n";
+    std::fs::write(path("layers.toml"), layers).unwrap();
+    let initdata = format!(
+        "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\n\"verified-layers.toml\" = '''\n{layers}'''\n"
+    );
+    std::fs::write(path("initdata.toml"), &initdata).unwrap();
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:P-256",
+            "-subj",
+            "/CN=serve-signer",
+            "-days",
+            "1",
+        ])
+        .args(["-keyout", &path("k.pem"), "-out", &path("signer.pem")])
+        .output()
+        .expect("openssl (apt-get install openssl) makes the test's signer");
+    assert!(made.status.success(), "{made:?}");
+    let pem = std::fs::read(path("signer.pem")).unwrap();
+    std::fs::create_dir(real.join("root")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kata-volume"))
+        .args(["serve", "--log-format", "json"])
+        .args(["--listen", &format!("unix://{}", path("s.sock"))])
+        .args(["--state-dir", &path("state"), "--mount-root", &path("root")])
+        .args(["--verified-layers", &path("layers.toml")])
+        .args(["--initdata", &path("initdata.toml")])
+        .args(["--trusted-signer", &path("signer.pem")])
+        .args(["--require-signatures", "--kernel-signatures"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap())) {
+        let line: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let done = line["msg"] == "listening";
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    let with = |msg: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|l| l["msg"] == msg).collect()
+    };
+    let loaded: Vec<(String, String)> = with("trust file loaded")
+        .iter()
+        .map(|l| {
+            (
+                l["source"].as_str().unwrap().to_owned(),
+                l["sha256"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        loaded,
+        vec![
+            (path("initdata.toml"), sha256_hex(initdata.as_bytes())),
+            (path("layers.toml"), sha256_hex(layers.as_bytes())),
+            (
+                "initdata:verified-layers.toml".to_owned(),
+                sha256_hex(layers.as_bytes())
+            ),
+            (path("signer.pem"), sha256_hex(&pem)),
+        ],
+        "{lines:?}"
+    );
+    let initdata_line = with("initdata loaded");
+    assert_eq!(initdata_line.len(), 1, "{lines:?}");
+    assert_eq!(initdata_line[0]["algorithm"], "sha256");
+    assert_eq!(initdata_line[0]["digest"], sha256_hex(initdata.as_bytes()));
+    let policy = with("policy");
+    assert_eq!(policy[0]["verified_layers"], 1, "{lines:?}");
+    assert_eq!(policy[0]["require_verified_layers"], true);
+    assert_eq!(policy[0]["trusted_signers"], 1);
+    assert_eq!(policy[0]["require_signatures"], true);
+    assert_eq!(policy[0]["kernel_signatures"], true);
+
+    // A trust file that cannot be read stops the start, naming it.
+    let o = cli(
+        &[
+            "serve",
+            "--listen",
+            &format!("unix://{}", path("t.sock")),
+            "--mount-root",
+            &path("root"),
+            "--state-dir",
+            &path("state2"),
+            "--trusted-signer",
+            &path("missing.pem"),
+        ],
+        None,
+    );
+    refused(
+        &o,
+        &format!(
+            "Cannot read trusted signer file \"{}\"",
+            path("missing.pem")
+        ),
+    );
+    // The one global key description is gone, as a flag and as a policy key.
+    let o = cli(
+        &["mount", "--root-hash-sig-key-desc", "k", "x", "/run/x"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(stderr(&o).contains("--kernel-signatures"), "{o:?}");
+    std::fs::write(path("policy.toml"), "root_hash_sig_key_desc = \"k\"\n").unwrap();
+    let o = cli(
+        &["mount", "--policy", &path("policy.toml"), "x", "/run/x"],
+        None,
+    );
+    refused(&o, "root_hash_sig_key_desc is no longer a policy key: ");
+}

@@ -2,17 +2,25 @@
 # Scenarios that need a boot of their own, because the guest is meant not to survive them:
 #   corruption-restart   serve --corruption-mode restart: reading a corrupted block restarts
 #   corruption-panic     serve --corruption-mode panic: reading a corrupted block panics
+# or because they load a module with other parameters (guest/boots/NAME.sh, which print
+# their own VMTEST-PASS/FAIL line):
+#   require-signatures   dm_verity require_signatures=1: unsigned tables are refused
 # The guest (guest/corruption.sh) mounts the corrupted disk through the daemon and reads the
 # corrupted file; QEMU runs with -no-reboot and panic=-1, so a restart or a panic ends it.
 # The verdict comes from the console: the dm table carries the mode's verity argument, the
 # read was attempted, then the kernel's restart or panic line followed and nothing else did.
+
+BOOT_SCENARIOS+=" require-signatures"
 
 # run_boot_scenario NAME: boots, judges, appends the verdict to HOST_LOG
 run_boot_scenario() {
   local name=$1 console=$WORK/$1.console.log why
   echo "VMTEST-PLAN $name" >>"$HOST_LOG"
   VM_TIMEOUT=$((${VM_TIMEOUT:-300} < 120 ? ${VM_TIMEOUT:-300} : 120)) boot_vm "$name" "$console"
-  why=$(judge_corruption_boot "${name#corruption-}" "$console" "$QEMU_RC")
+  case $name in
+    corruption-*) why=$(judge_corruption_boot "${name#corruption-}" "$console" "$QEMU_RC") ;;
+    *) why=$(judge_own_verdict "$name" "$console" "$QEMU_RC") ;;
+  esac
   {
     if [[ -z $why ]]; then
       echo "VMTEST-PASS $name"
@@ -52,5 +60,19 @@ judge_corruption_boot() {
     echo "the kernel panicked instead of restarting"
   elif [[ $3 != 0 ]]; then
     echo "qemu ended with status $3 (124: it was killed after the timeout), not by the guest's restart"
+  fi
+}
+
+# judge_own_verdict NAME CONSOLE QEMU_STATUS: a boot whose guest script prints its verdict;
+# prints why it failed (nothing: passed)
+judge_own_verdict() {
+  local log
+  log=$(tr -d '\r' <"$2")
+  if grep -q "^VMTEST-FAIL $1: " <<<"$log"; then
+    sed -n "s/^VMTEST-FAIL $1: //p" <<<"$log" | head -n 1
+  elif ! grep -qx "VMTEST-PASS $1" <<<"$log"; then
+    echo "no verdict from the guest (qemu status $3)"
+  elif ! grep -qx VMTEST-END <<<"$log"; then
+    echo "the guest did not reach VMTEST-END (qemu status $3)"
   fi
 }

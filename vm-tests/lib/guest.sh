@@ -60,6 +60,8 @@ build_initramfs() {
   [[ $MODE == bench ]] && copy_with_libs "$(command -v veritysetup)" "$r"
   cp "$HERE/guest/init" "$r/init"
   cp "$HERE"/guest/{lib,demo,agent,probes,hostphase,corruption,bench}.sh "$r/vmtest/"
+  mkdir -p "$r/vmtest/boots"
+  cp "$HERE"/guest/boots/*.sh "$r/vmtest/boots/"
   mkdir -p "$r/vmtest/small"
   cp "$WORK"/images/small/*.img "$r/vmtest/small/"
   mkdir -p "$r/vmtest/formats"

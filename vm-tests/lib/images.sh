@@ -11,10 +11,14 @@
 #   hotplug.img    1 MiB, another marker: the disk the resolve scenario hot-plugs through QMP
 #   layers/*.img   three container image layers with whiteouts (lib/layers.sh)
 # plus the sha256 manifest of the source tree and the guest's params.sh (root hashes,
-# expected dm tables, base64 volume options). The volumes' "source" is what the guest
+# expected dm tables, base64 volume options, and the trust material of lib/trust.sh: a
+# signer's certificate and root-hash signatures). The volumes' "source" is what the guest
 # usually sees (disks in qemu's order); the CLI is told the real device with --device.
 
 OPT_PREFIX=io.katacontainers.volume=
+
+# shellcheck source=trust.sh
+. "$HERE/lib/trust.sh"
 
 make_source_tree() {
   local s=$1
@@ -116,6 +120,7 @@ PARAMS
   build_layer_images "$d" >>"$d/params.sh"
   build_small_images "$d" >>"$d/params.sh"
   build_format_images "$d" >>"$d/params.sh"
+  build_trust_material "$d" "$root512" "$root4k" >>"$d/params.sh"
   log "images: erofs $size bytes ($((size / 512)) x 512 / $((size / 4096)) x 4096 data blocks)," \
     "root512=${root512:0:12}… root4k=${root4k:0:12}… corrupted byte @$off (512-block $((off / 512)))"
 }

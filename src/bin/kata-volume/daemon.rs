@@ -197,13 +197,40 @@ fn logger(args: &ServeArgs) -> Result<Logger, CliError> {
     Ok(service::logger(level, format))
 }
 
-/// The start-up log lines: the policy in force, what reconciling found, a missing dm.
+/// The start-up log lines: the policy in force, the trust material it loaded (one line per
+/// file, with its SHA-256, to match with what was attested), what reconciling found, a
+/// missing dm.
 fn log_start(log: &Logger, policy: &Policy, state_dir: &Path, report: &Reconciled) {
+    let trust = &policy.trust;
     info!(log, "policy"; "mount_root" => %policy.mount_root.display(),
         "allowed_sources" => policy.allowed_sources.join(" "), "allow_files" => policy.allow_files,
         "allow_unverified" => policy.allow_unverified,
-        "trusted_root_hashes" => policy.trusted_root_hashes.as_ref().map_or(0, |t| t.len()),
+        "verified_layers" => trust.allowlist().len(),
+        "require_verified_layers" => trust.allowlist().is_required(),
+        "trusted_signers" => trust.signers().len(),
+        "require_signatures" => policy.require_signatures,
+        "kernel_signatures" => policy.kernel_signatures,
         "verity_options" => policy.verity_options().iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+    if let Some(d) = trust.initdata_digest() {
+        info!(log, "initdata loaded"; "source" => &d.source,
+            "algorithm" => d.algorithm.name(), "digest" => &d.digest);
+    }
+    for m in trust.material() {
+        info!(log, "trust file loaded"; "source" => &m.source, "sha256" => m.hex());
+    }
+    if policy.require_signatures && trust.signers().is_empty() && !policy.kernel_signatures {
+        warn!(
+            log,
+            "require_signatures without trusted signers or kernel_signatures: \
+            every verified volume will be refused"
+        );
+    }
+    if trust.allowlist().is_required() && trust.allowlist().is_empty() {
+        warn!(
+            log,
+            "require_verified_layers with an empty allowlist: every volume will be refused"
+        );
+    }
     info!(log, "state reconciled"; "state_dir" => %state_dir.display(),
         "adopted" => report.adopted, "dropped" => report.dropped,
         "orphans_removed" => report.orphans_removed);

@@ -31,6 +31,10 @@ pub struct MountArgs {
     /// The block device (or image file) holding data and hash tree (default: the volume's `source`).
     #[arg(long, value_name = "DEV", allow_hyphen_values = true)]
     device: Option<String>,
+    /// A Storage driver option, e.g. io.katacontainers.volume.root_hash_sig=BASE64 (the
+    /// volume's root-hash signature); repeatable.
+    #[arg(long = "driver-option", value_name = "OPTION")]
+    driver_options: Vec<String>,
     #[command(flatten)]
     policy: crate::policy_args::PolicyArgs,
     /// The volume option (`io.katacontainers.volume=…`, base64 or JSON; `-` for standard input).
@@ -69,6 +73,7 @@ pub fn run_mount(args: MountArgs) -> Result<(), CliError> {
     let storage = Storage {
         source: args.device.clone().unwrap_or_default(),
         options: vec![arg_or_stdin(&args.option)?],
+        driver_options: args.driver_options.clone(),
         mount_point: mount_point.to_string_lossy().into_owned(),
         ..Storage::default()
     };

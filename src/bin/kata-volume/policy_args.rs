@@ -1,4 +1,5 @@
-//! The policy flags of `kata-volume serve`: a policy file, and flags that override it.
+//! The policy flags of `kata-volume serve` and `mount`: a policy file, and flags that
+//! override it; then the trust files it names are loaded (typed errors naming the file).
 
 use std::path::PathBuf;
 
@@ -32,9 +33,32 @@ pub struct PolicyArgs {
     /// Allow raw-block volumes without dm_verity (never in production).
     #[arg(long)]
     allow_unverified: bool,
-    /// Only mount volumes with this root hash; repeat for several.
+    /// Only mount volumes with this root hash (ALG:HEX, or bare hex: sha1, sha256 or sha512 by
+    /// its length); repeat for several. Replaces the policy's list; part of the allowlist.
     #[arg(long = "trusted-root-hash", value_name = "HEX")]
     trusted_root_hashes: Vec<String>,
+    /// A verified-layers.toml file: trusted (algorithm, root hash) pairs for the allowlist,
+    /// and its require_verified_layers.
+    #[arg(long, value_name = "FILE")]
+    verified_layers: Option<PathBuf>,
+    /// A Kata initdata document (TOML): its "verified-layers.toml" key joins the allowlist;
+    /// --trusted-signer initdata:KEY names a PEM text in it.
+    #[arg(long, value_name = "FILE")]
+    initdata: Option<PathBuf>,
+    /// Refuse every volume the allowlist does not list, even when it is empty.
+    #[arg(long)]
+    require_verified_layers: bool,
+    /// A trusted signer certificate for root-hash signatures: a PEM file, or initdata:KEY;
+    /// repeat for several. Replaces the policy's list.
+    #[arg(long = "trusted-signer", value_name = "PEM_FILE")]
+    trusted_signers: Vec<String>,
+    /// Refuse every verified volume without a root-hash signature.
+    #[arg(long)]
+    require_signatures: bool,
+    /// The kernel checks each volume's root-hash signature too (a key of its own in the
+    /// table's root_hash_sig_key_desc); it trusts only its own keyrings.
+    #[arg(long)]
+    kernel_signatures: bool,
     /// What dm-verity does on a corrupted block [default: eio, or the policy file's].
     #[arg(long, value_name = "MODE", value_parser = ["eio", "restart", "panic"])]
     corruption_mode: Option<String>,
@@ -44,8 +68,8 @@ pub struct PolicyArgs {
     /// Skip verifying blocks expected to be zero (dm-verity ignore_zero_blocks).
     #[arg(long)]
     ignore_zero_blocks: bool,
-    /// Require the root hash to be signed by this keyring key (root_hash_sig_key_desc).
-    #[arg(long, value_name = "KEY")]
+    /// Gone: replaced by --kernel-signatures (refused with an explanation).
+    #[arg(long, value_name = "KEY", hide = true)]
     root_hash_sig_key_desc: Option<String>,
     /// Most volumes mounted at once [default: 1024, or the policy file's].
     #[arg(long, value_name = "N")]
@@ -53,8 +77,14 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    /// The policy: the file's (or the default), with the flags applied.
+    /// The policy: the file's (or the default), with the flags applied and its trust files
+    /// loaded.
     pub fn policy(&self) -> Result<Policy, CliError> {
+        if self.root_hash_sig_key_desc.is_some() {
+            return Err(CliError::Usage(
+                "--root-hash-sig-key-desc is gone: one key description cannot vouch for more than one layer; use --kernel-signatures, and each volume's own root_hash_sig is loaded as a key of its own and named in its table".to_owned(),
+            ));
+        }
         let mut p = match &self.policy {
             Some(f) => Policy::from_file(f).map_err(|e| CliError::Failed(error_chain(&e)))?,
             None => Policy::default(),
@@ -76,15 +106,20 @@ impl PolicyArgs {
         p.allow_files |= self.allow_files;
         p.allow_unverified |= self.allow_unverified;
         if !self.trusted_root_hashes.is_empty() {
-            for h in &self.trusted_root_hashes {
-                if h.len() < 40 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(CliError::Usage(format!(
-                        "--trusted-root-hash {h:?} is not a hex digest"
-                    )));
-                }
-            }
             p.trusted_root_hashes = Some(self.trusted_root_hashes.iter().cloned().collect());
         }
+        if let Some(f) = &self.verified_layers {
+            p.verified_layers = Some(f.clone());
+        }
+        if let Some(f) = &self.initdata {
+            p.initdata = Some(f.clone());
+        }
+        p.require_verified_layers |= self.require_verified_layers;
+        if !self.trusted_signers.is_empty() {
+            p.trusted_signers = self.trusted_signers.clone();
+        }
+        p.require_signatures |= self.require_signatures;
+        p.kernel_signatures |= self.kernel_signatures;
         match self.corruption_mode.as_deref() {
             Some("restart") => p.corruption_mode = CorruptionMode::Restart,
             Some("panic") => p.corruption_mode = CorruptionMode::Panic,
@@ -93,17 +128,11 @@ impl PolicyArgs {
         }
         p.check_at_most_once |= self.check_at_most_once;
         p.ignore_zero_blocks |= self.ignore_zero_blocks;
-        if let Some(k) = &self.root_hash_sig_key_desc {
-            if k.is_empty() || k.chars().any(char::is_whitespace) {
-                return Err(CliError::Usage(format!(
-                    "--root-hash-sig-key-desc {k:?} must be one word"
-                )));
-            }
-            p.root_hash_sig_key_desc = Some(k.clone());
-        }
         if let Some(n) = self.max_volumes {
             p.max_volumes = n;
         }
+        p.load_trust()
+            .map_err(|e| CliError::Failed(error_chain(&e)))?;
         Ok(p)
     }
 }

@@ -1,6 +1,7 @@
 //! [`FakeSystem`]: an in-memory model of the kernel objects this crate touches (dm devices,
-//! nodes, loop devices, mounts, directories), recording every call and able to fail any one.
-//! Passed explicitly to constructors in tests; never selected implicitly.
+//! nodes, loop devices, mounts, directories, signature keys in thread keyrings), recording
+//! every call and able to fail any one. Passed explicitly to constructors in tests; never
+//! selected implicitly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -59,11 +60,15 @@ pub enum Op {
     ReadAt,
     FindDisk,
     RemoveTree,
+    /// Adding a signature key to the thread keyring (part of `dm_load_signed`).
+    KeyAdd,
+    /// Unlinking it (part of `dm_load_signed`).
+    KeyUnlink,
 }
 
 impl Op {
     /// Every operation that changes the system (the ones a transaction must undo).
-    pub const MUTATING: [Op; 13] = [
+    pub const MUTATING: [Op; 15] = [
         Op::MakeDir,
         Op::RemoveDir,
         Op::RemoveTree,
@@ -77,6 +82,8 @@ impl Op {
         Op::LoopDetach,
         Op::Mount,
         Op::Unmount,
+        Op::KeyAdd,
+        Op::KeyUnlink,
     ];
 }
 
@@ -125,6 +132,16 @@ struct State {
     crash_after: Option<usize>,
     /// Every call of this op first sleeps this long (outside the lock): a slow kernel.
     delays: BTreeMap<Op, std::time::Duration>,
+    /// Signature keys in thread keyrings: (thread, description) → payload.
+    keys: BTreeMap<(String, String), Vec<u8>>,
+    /// What each table load that named a signature key found: (description, payload).
+    signed_loads: Vec<(String, Vec<u8>)>,
+    /// The kernel's verdict on every signature it finds (`None`: it accepts them).
+    signature_verdict: Option<i32>,
+    /// `dm_verity.require_signatures=1`: a table without a signature key is refused.
+    require_signatures: bool,
+    /// Every table loaded from now on is reported with this root hash (hex).
+    reported_root_hash: Option<String>,
 }
 
 /// What exists in the fake, for "nothing left behind" assertions.
@@ -140,6 +157,8 @@ pub struct Snapshot {
     pub mounts: Vec<PathBuf>,
     /// Directories.
     pub dirs: BTreeSet<PathBuf>,
+    /// Signature keys in any thread's keyring (descriptions).
+    pub keys: BTreeSet<String>,
 }
 
 /// The in-memory fake.
@@ -281,7 +300,33 @@ impl FakeSystem {
             loops: s.loops.keys().cloned().collect(),
             mounts: s.mounts.iter().map(|m| m.target.clone()).collect(),
             dirs: s.dirs.clone(),
+            keys: s.keys.keys().map(|(_, d)| d.clone()).collect(),
         }
+    }
+
+    /// Makes the kernel refuse every root-hash signature it is given with `errno` (`ENOKEY`:
+    /// no key it trusts vouches for the signer; `EKEYREJECTED`: it does not verify), as a
+    /// kernel that does not trust the signer does.
+    pub fn refuse_signatures(&self, errno: i32) {
+        self.lock().signature_verdict = Some(errno);
+    }
+
+    /// As with `dm_verity.require_signatures=1`: a table without a signature key is refused
+    /// with `ENOKEY`.
+    pub fn require_signatures(&self) {
+        self.lock().require_signatures = true;
+    }
+
+    /// Every table loaded from now on is reported with the root hash `hex` (a table that is
+    /// not the one loaded, to test that it is read back and compared).
+    pub fn report_root_hash(&self, hex: &str) {
+        self.lock().reported_root_hash = Some(hex.to_owned());
+    }
+
+    /// What each table load that named a signature key found in the loading thread's
+    /// keyring: (description, payload).
+    pub fn signed_loads(&self) -> Vec<(String, Vec<u8>)> {
+        self.lock().signed_loads.clone()
     }
 
     /// Records the call and fails it if asked to.
@@ -321,6 +366,11 @@ impl FakeSystem {
             None => Ok(s),
         }
     }
+}
+
+/// The calling thread, as the fake's keyrings know it.
+fn this_thread() -> String {
+    format!("{:?}", std::thread::current().id())
 }
 
 impl State {

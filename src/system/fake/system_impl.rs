@@ -12,13 +12,14 @@ use crate::address::{AddressError, GuestAddress};
 use super::super::{DmName, MountFlags};
 use super::{
     DM_MAJOR, EXT4_SUPER_MAGIC, FUSE_SUPER_MAGIC, FakeDm, FakeSystem, LOOP_MAJOR, Op,
-    PROC_SUPER_MAGIC, ROOT_MOUNT_ID, SYSFS_MAGIC, err,
+    PROC_SUPER_MAGIC, ROOT_MOUNT_ID, SYSFS_MAGIC, err, this_thread,
 };
 use crate::system::{
     BlockInfo, DevNum, DmDevice, FileInfo, FileKind, MountEntry, SysResult, System,
 };
-use crate::verity::VerityTable;
+use crate::trust::{KeyDescription, RootHashSignature};
 use crate::verity::units::{Bytes, SECTOR_SIZE};
+use crate::verity::{Digest, VerityOption, VerityTable};
 
 impl System for FakeSystem {
     fn dm_create(&self, name: &DmName) -> SysResult<DevNum> {
@@ -53,15 +54,71 @@ impl System for FakeSystem {
         ) else {
             return Err(err("load verity table into", name, libc::ENODEV));
         };
-        let Some(d) = s.dm.get_mut(name.as_str()) else {
+        if !s.dm.contains_key(name.as_str()) {
             return Err(err("load verity table into", name, libc::ENXIO));
-        };
+        }
+        // As dm-verity does while it builds the target: the signature key must be in the
+        // loading thread's keyrings, and the kernel must accept what it holds.
+        let key = table.target.options.iter().find_map(|o| match o {
+            VerityOption::RootHashSigKeyDesc(k) => Some(k.clone()),
+            _ => None,
+        });
+        match key {
+            Some(desc) => {
+                let Some(payload) = s.keys.get(&(this_thread(), desc.clone())).cloned() else {
+                    return Err(err("load verity table into", name, libc::ENOKEY));
+                };
+                s.signed_loads.push((desc, payload));
+                if let Some(errno) = s.signature_verdict {
+                    return Err(err("load verity table into", name, errno));
+                }
+            }
+            None if s.require_signatures => {
+                return Err(err("load verity table into", name, libc::ENOKEY));
+            }
+            None => {}
+        }
         let mut reported = table.clone();
         reported.target.data_device = data.to_string();
         reported.target.hash_device = hash.to_string();
+        if let Some(hex) = s.reported_root_hash.clone()
+            && let Ok(d) = Digest::from_hex(reported.target.root_hash.algorithm(), &hex)
+        {
+            reported.target.root_hash = d;
+        }
+        let Some(d) = s.dm.get_mut(name.as_str()) else {
+            return Err(err("load verity table into", name, libc::ENXIO));
+        };
         d.table = Some(reported.to_string());
         d.holds = Some(data);
         Ok(())
+    }
+
+    fn dm_load_signed(
+        &self,
+        name: &DmName,
+        table: &VerityTable,
+        key: &KeyDescription,
+        signature: &RootHashSignature,
+    ) -> SysResult<()> {
+        {
+            let mut s = self.enter(
+                Op::KeyAdd,
+                "add the signature key to the thread keyring for",
+                name,
+            )?;
+            s.keys.insert(
+                (this_thread(), key.as_str().to_owned()),
+                signature.der().to_vec(),
+            );
+        }
+        let loaded = self.dm_load(name, table);
+        let unlinked = self
+            .enter(Op::KeyUnlink, "unlink the signature key of", name)
+            .map(|mut s| {
+                s.keys.remove(&(this_thread(), key.as_str().to_owned()));
+            });
+        loaded.and(unlinked)
     }
 
     fn dm_resume(&self, name: &DmName) -> SysResult<()> {
