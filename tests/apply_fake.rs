@@ -185,6 +185,88 @@ fn corrupted_status_is_refused_and_unwound() {
     assert_eq!(sys.snapshot(), before);
 }
 
+/// A device that is already active (another mount point uses it) and has seen corruption
+/// is not shared: the status check runs on the reused device too, the second mount point
+/// gets nothing, and the first one is left as it was.
+#[test]
+fn an_active_device_in_status_c_is_not_reused() {
+    let sys = fake();
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), "/run/a").unwrap();
+    let name = a.dm_name.clone().unwrap();
+    let before = sys.snapshot();
+    sys.set_corrupt(name.as_str());
+    let e = apply_json(&sys, &verity_json("/dev/vdb"), "/run/b").unwrap_err();
+    match &e {
+        ApplyError::NotVerified { name: n, status } => {
+            assert_eq!(n, &name);
+            assert_eq!(status, "C");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains(name.as_str()), "{e}");
+    assert_eq!(
+        sys.snapshot(),
+        before,
+        "the second mount point got something"
+    );
+    assert_eq!(
+        sys.count(Op::DmCreate),
+        1,
+        "the active device was reused, not remade"
+    );
+    assert_eq!(sys.mounts().unwrap().len(), 1);
+}
+
+/// Volumes without dm-verity (direct_block, and raw blocks when unverified ones are
+/// allowed) are mounted read-only, nodev and nosuid like verified ones: the host may add
+/// flags, never drop these.
+#[test]
+fn unverified_volumes_are_mounted_ro_nodev_nosuid_too() {
+    let opts = ApplyOptions {
+        allow_unverified: true,
+        ..ApplyOptions::default()
+    };
+    for (json, want) in [
+        (
+            r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{}}"#,
+            "ro,nodev,nosuid",
+        ),
+        (
+            r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","options":["noexec","defaults"],"direct_volume":{}}"#,
+            "ro,nodev,nosuid,noexec",
+        ),
+        (
+            r#"{"volume_type":"image_raw_block","source":"/dev/vdc"}"#,
+            "ro,nodev,nosuid",
+        ),
+    ] {
+        let sys = fake();
+        let before = sys.snapshot();
+        let v = Volume::parse(json).unwrap();
+        let a = apply::apply(&sys, &v, None, Path::new(MP), &opts).unwrap();
+        assert_eq!(a.dm_name, None);
+        let mounts = sys.mounts().unwrap();
+        assert_eq!(mounts.len(), 1, "{json}");
+        assert_eq!(mounts[0].options, want, "{json}");
+        assert_eq!(mounts[0].source, "/dev/vdc", "{json}");
+        apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
+        assert_eq!(sys.snapshot(), before);
+    }
+    for o in ["dev", "suid", "rw", "exec"] {
+        let sys = fake();
+        let json = format!(
+            r#"{{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","options":["{o}"],"direct_volume":{{}}}}"#
+        );
+        let v = Volume::parse(&json).unwrap();
+        let e = apply::apply(&sys, &v, None, Path::new(MP), &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Invalid mount option {o:?}: not allowed")
+        );
+        assert!(sys.mounts().unwrap().is_empty());
+    }
+}
+
 #[test]
 fn something_else_mounted_at_the_mount_point_is_refused() {
     let sys = fake();

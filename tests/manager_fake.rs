@@ -122,6 +122,38 @@ fn shared_layer_is_refcounted() {
     assert!(m.list().is_empty());
 }
 
+/// Removing one of several mount points that share a device leaves the device alone: its
+/// `/dev/mapper` node stays, it is neither removed nor scheduled for removal (no dm remove
+/// call at all), and a full check through the other mount point still reads every block.
+#[test]
+fn removing_one_sharer_keeps_the_device_its_node_and_the_others_reads() {
+    let sys = system(1);
+    let m = manager(&sys, Arc::new(MemStore::default()));
+    let a = m.add_storage(&storage(0, "/run/a")).unwrap();
+    let b = m.add_storage(&storage(0, "/run/b")).unwrap();
+    assert_eq!(a.dm_name, b.dm_name);
+    assert_eq!(b.refcount, 2);
+    let node = PathBuf::from(format!("/dev/mapper/{}", a.dm_name.unwrap()));
+    let removes = sys.count(Op::DmRemove);
+    assert!(m.remove_storage("/run/a").unwrap());
+    assert_eq!(
+        sys.count(Op::DmRemove),
+        removes,
+        "the shared device was removed or marked for deferred removal"
+    );
+    assert!(sys.snapshot().nodes.contains(&node), "{node:?} was removed");
+    assert_eq!(sys.snapshot().dm.len(), 1);
+    assert_eq!(sys.snapshot().mounts, vec![PathBuf::from("/run/b")]);
+    let c = m.check("/run/b", true).unwrap();
+    assert_eq!((c.status.as_str(), c.read_error), ("V", None));
+    assert!(c.bytes_read.is_some());
+    assert_eq!(m.list()[0].refcount, 1);
+    // The device is still an ordinary one: it goes when its last user does, not before.
+    assert!(m.remove_storage("/run/b").unwrap());
+    assert_eq!(sys.count(Op::DmRemove), removes + 1);
+    assert!(sys.snapshot().dm.is_empty() && sys.snapshot().nodes.is_empty());
+}
+
 #[test]
 fn add_and_remove_are_idempotent_and_conflicts_are_refused() {
     let sys = system(2);
@@ -169,6 +201,34 @@ fn check_reports_corruption() {
     let c = m.check("/run/a", true).unwrap();
     assert_eq!(c.status, "C");
     assert!(c.read_error.is_some());
+}
+
+/// A second mount point is never put on a device that already reports corruption: the add
+/// is refused (permission denied: the volume failed verification), nothing is recorded, and
+/// the first mount point keeps its device.
+#[test]
+fn no_mount_point_is_added_onto_an_active_corrupted_device() {
+    let sys = system(1);
+    let store = Arc::new(MemStore::default());
+    let m = manager(&sys, store.clone());
+    let a = m.add_storage(&storage(0, "/run/a")).unwrap();
+    let before = sys.snapshot();
+    let saved = store.load().unwrap();
+    sys.set_corrupt(a.dm_name.as_deref().unwrap());
+    let e = m.add_storage(&storage(0, "/run/b")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(
+        e.to_string().contains(a.dm_name.as_deref().unwrap()),
+        "the error names the device: {e}"
+    );
+    assert_eq!(sys.snapshot(), before);
+    assert_eq!(store.load().unwrap(), saved);
+    let list = m.list();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].mount_point.to_str(), list[0].refcount),
+        (Some("/run/a"), 1)
+    );
 }
 
 #[test]
