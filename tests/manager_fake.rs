@@ -231,31 +231,105 @@ fn no_mount_point_is_added_onto_an_active_corrupted_device() {
     );
 }
 
+/// Eight threads add and remove volumes at once, sharing four layers (so dm devices are
+/// shared across threads) but each with its own mount points, so each add's outcome is
+/// known: a new mount, the same volume already there, or a different volume already there
+/// (a conflict). Every result is checked against that, whatever the interleaving.
 #[test]
 fn concurrent_adds_and_removes_stay_consistent() {
+    /// What an add must do: mount (refcount at least 1), find itself already there, or
+    /// conflict with the layer that holds the mount point.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Outcome {
+        Mounted,
+        AlreadyPresent,
+        Conflict { holder: usize },
+    }
+    /// The outcomes one thread must see, from its own mount points alone.
+    fn expected(t: usize) -> Vec<Outcome> {
+        let mut held: [Option<usize>; 3] = [None; 3];
+        (0..40)
+            .map(|round| {
+                let (layer, slot) = ((t + round) % 4, round % 3);
+                let outcome = match held[slot] {
+                    None => Outcome::Mounted,
+                    Some(l) if l == layer => Outcome::AlreadyPresent,
+                    Some(holder) => Outcome::Conflict { holder },
+                };
+                held[slot].get_or_insert(layer);
+                if round % 2 == 1 {
+                    held[slot] = None;
+                }
+                outcome
+            })
+            .collect()
+    }
     let sys = system(4);
     let before = sys.snapshot();
+    // The dm name of each layer, from a probe of its own.
+    let names: Arc<Vec<String>> = Arc::new(
+        (0..4)
+            .map(|l| {
+                let probe = system(4);
+                manager(&probe, Arc::new(MemStore::default()))
+                    .add_storage(&storage(l, "/run/probe"))
+                    .unwrap()
+                    .dm_name
+                    .unwrap()
+            })
+            .collect(),
+    );
     let m = Arc::new(manager(&sys, Arc::new(MemStore::default())));
     let threads: Vec<_> = (0..8)
         .map(|t| {
-            let m = m.clone();
+            let (m, names) = (m.clone(), names.clone());
             std::thread::spawn(move || {
+                let mut seen = Vec::new();
                 for round in 0..40 {
                     let layer = (t + round) % 4;
                     let mp = format!("/run/t{t}/m{}", round % 3);
-                    let _ = m.add_storage(&storage(layer, &mp));
+                    seen.push(match m.add_storage(&storage(layer, &mp)) {
+                        Ok(v) => {
+                            assert!(v.refcount >= 1, "{mp}: {v:?}");
+                            assert_eq!(v.dm_name.as_ref(), Some(&names[layer]), "{mp}");
+                            if v.already_present {
+                                Outcome::AlreadyPresent
+                            } else {
+                                Outcome::Mounted
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                            let holder = names
+                                .iter()
+                                .position(|n| e.to_string().contains(n.as_str()))
+                                .unwrap_or_else(|| panic!("{mp}: conflict names no layer: {e}"));
+                            Outcome::Conflict { holder }
+                        }
+                        Err(e) => panic!("add {mp}: {e} ({e:?})"),
+                    });
                     if round % 2 == 1
                         && let Err(e) = m.remove_storage(&mp)
                     {
                         panic!("remove {mp}: {e} ({e:?})");
                     }
                 }
+                seen
             })
         })
         .collect();
-    for t in threads {
-        t.join().unwrap();
+    let mut mounted = 0;
+    let mut conflicts = 0;
+    for (t, thread) in threads.into_iter().enumerate() {
+        let seen = thread.join().unwrap();
+        assert_eq!(seen, expected(t), "thread {t}");
+        mounted += seen.iter().filter(|o| **o == Outcome::Mounted).count();
+        conflicts += seen
+            .iter()
+            .filter(|o| matches!(o, Outcome::Conflict { .. }))
+            .count();
     }
+    // Both kinds happened, so the test saw successes and refusals.
+    assert_eq!((mounted, conflicts), (168, 152));
     // Every active entry is mounted, one dm device per distinct layer in use.
     let list = m.list();
     let snap = sys.snapshot();
