@@ -75,6 +75,37 @@ fn verity_volume_applies_and_tears_down() {
     assert_eq!(sys.snapshot(), before);
 }
 
+/// A hash tree after a gap: the kernel gets `offset` in hash blocks as the hash start, and
+/// the device must reach the tree's end (counted from `offset`, not from the data's end).
+#[test]
+fn a_tree_after_a_gap_starts_at_its_offset() {
+    let json =
+        |source: &str| verity_json(source).replace(r#""offset":8388608"#, r#""offset":12582912"#);
+    let sys = fake();
+    let need = 12_582_912 + 129 * 4096;
+    for (path, minor, size) in [("/dev/vdd", 48, need), ("/dev/vde", 64, need - 512)] {
+        sys.add_block_device(path, DevNum { major: 254, minor }, size);
+    }
+    let a = apply_json(&sys, &json("/dev/vdd"), MP).unwrap();
+    assert_eq!(
+        a.table.as_deref(),
+        Some(
+            format!("0 16384 verity 1 /dev/vdd /dev/vdd 512 4096 16384 3072 sha256 {ROOT} -")
+                .as_str()
+        )
+    );
+    let before = sys.snapshot();
+    let e = apply_json(&sys, &json("/dev/vde"), "/run/b").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Device /dev/vde is {} bytes, too small: dm_verity needs {need} bytes (data and hash tree)",
+            need - 512
+        )
+    );
+    assert_eq!(sys.snapshot(), before);
+}
+
 #[test]
 fn applying_twice_is_idempotent() {
     let sys = fake();

@@ -278,6 +278,36 @@ fn an_option_larger_than_128_kib_works_through_stdin() {
     refused(&["-"], Some(&huge), &["bytes", "limit"]);
 }
 
+/// A tree that starts after a gap: the table, `hash_start_block` and the size the device
+/// needs follow `offset`, not the data's end.
+#[test]
+fn a_gap_between_data_and_tree_is_in_the_table() {
+    let info = format!("16384,12582912,sha256:{H256}");
+    let opt = option(&raw_with(&verity_with("offset", "12582912")));
+    for v in [
+        json_ok(&["--tarfs", &info, "--device", "/dev/vdb"], None),
+        json_ok(&[&opt], None),
+    ] {
+        assert_eq!(
+            v["verity_table"],
+            format!("0 16384 verity 1 /dev/vdb /dev/vdb 512 4096 16384 3072 sha256 {H256} -")
+        );
+        assert_eq!(v["hash_tree"]["hash_start_block"], 3072);
+        assert_eq!(v["hash_tree"]["data_size"], 8_388_608);
+        assert_eq!(
+            v["hash_tree"]["required_device_size"],
+            12_582_912 + 129 * 4096
+        );
+    }
+    let o = run(&["inspect", &opt], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("hash tree   at byte 12582912 (hash block 3072), 129 blocks"),
+        "{}",
+        stdout(&o)
+    );
+}
+
 #[test]
 fn tarfs_info_is_inspected() {
     let info = format!("16384,8388608,sha256:{H256}");
