@@ -305,7 +305,10 @@ fn mount_options_accept_tightening_and_allowlisted_data() {
     );
     assert_eq!(MountFlags::default().to_string(), "rw");
     // A data option not in this allowlist is refused.
-    assert!(mount_options(&strings(&["acl"]), MountFlags::VERITY, &[]).is_err());
+    assert_eq!(
+        mount_options(&strings(&["acl"]), MountFlags::VERITY, &[]),
+        Err(PlanError::MountOption("acl".into()))
+    );
 }
 
 #[test]

@@ -36,16 +36,73 @@ fn json_and_toml_policies_parse_and_unknown_keys_are_refused() {
             VerityOption::CheckAtMostOnce
         ]
     );
-    for bad in [
-        "alow_files = true",
-        "mount_root = \"relative\"",
-        "mount_root = \"/run/../etc\"",
-        "corruption_mode = \"ignore\"",
-        "root_hash_sig_key_desc = \"two words\"",
-        "max_volumes = -1",
+    // Each refusal names what is wrong.
+    for (bad, want) in [
+        ("alow_files = true", "unknown field `alow_files`"),
+        (
+            "mount_root = \"relative\"",
+            "mount_root \"relative\" must be an absolute path",
+        ),
+        (
+            "mount_root = \"/run/../etc\"",
+            "mount_root \"/run/../etc\" must be an absolute path",
+        ),
+        (
+            "corruption_mode = \"ignore\"",
+            "unknown variant `ignore`, expected one of `eio`, `restart`, `panic`",
+        ),
+        (
+            "root_hash_sig_key_desc = \"two words\"",
+            "root_hash_sig_key_desc \"two words\" must be one word",
+        ),
+        ("max_volumes = -1", "invalid value: integer `-1`"),
     ] {
-        assert!(Policy::from_text(bad, false).is_err(), "{bad}");
+        let e = Policy::from_text(bad, false).unwrap_err();
+        assert!(e.contains(want), "{bad}: {e}");
     }
+    for (bad, want) in [
+        (r#"{"alow_files":true}"#, "unknown field `alow_files`"),
+        (
+            r#"{"mount_root":"relative"}"#,
+            "mount_root \"relative\" must be an absolute path",
+        ),
+        (r#"{"max_volumes":-1}"#, "invalid value: integer `-1`"),
+    ] {
+        let e = Policy::from_text(bad, true).unwrap_err();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn a_bad_policy_file_is_named_in_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, "allow_files = \"yes\"").unwrap();
+    let e = Policy::from_file(&path).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "Invalid policy file {:?}: ",
+            path.display().to_string()
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("allow_files"), "{msg}");
+    let missing = dir.path().join("missing.toml");
+    let e = Policy::from_file(&missing).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Cannot read policy file {:?}",
+            missing.display().to_string()
+        )
+    );
+    assert_eq!(
+        std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound)
+    );
 }
 
 #[test]
@@ -117,6 +174,24 @@ fn trusted_hashes_and_unverified_volumes() {
 fn sizes_are_bounded() {
     let p = Policy::default();
     p.check_sizes(100, 1000).unwrap();
-    assert!(p.check_sizes(p.max_option_bytes + 1, 0).is_err());
-    assert!(p.check_sizes(0, p.max_request_bytes + 1).is_err());
+    p.check_sizes(p.max_option_bytes, p.max_request_bytes)
+        .unwrap();
+    let e = p.check_sizes(p.max_option_bytes + 1, 0).unwrap_err();
+    assert_eq!(
+        e,
+        PolicyError::TooLarge {
+            what: "The volume option",
+            size: 65537,
+            limit: 65536
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "The volume option is 65537 bytes, more than the limit of 65536"
+    );
+    let e = p.check_sizes(0, p.max_request_bytes + 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "The request is 262145 bytes, more than the limit of 262144"
+    );
 }
