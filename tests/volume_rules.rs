@@ -158,6 +158,21 @@ fn oversized_input_is_refused_before_decoding() {
         &e.to_string(),
         &[&big.len().to_string(), &MAX_OPTION_BYTES.to_string()],
     );
+    // The limit itself is allowed: an option of exactly that size is decoded (and refused
+    // for what it says, not for its size).
+    let json = raw_with(&tarfs_verity());
+    let pad = MAX_OPTION_BYTES - json.len();
+    let at_limit = format!("{}{json}", " ".repeat(pad));
+    assert_eq!(at_limit.len(), MAX_OPTION_BYTES);
+    assert!(decode(&at_limit).is_ok());
+    let over = format!(" {at_limit}");
+    assert_eq!(
+        decode_err(&over),
+        VolumeError::TooLarge {
+            size: MAX_OPTION_BYTES + 1,
+            limit: MAX_OPTION_BYTES
+        }
+    );
 }
 
 #[test]
