@@ -406,6 +406,18 @@ fn deep_nesting_is_an_error_not_a_crash() {
         "{\"a\":".repeat(30) + "1" + &"}".repeat(30)
     );
     assert!(decode(&option(&ok)).is_ok());
+    // Exactly 32 levels (the volume's object and 31 arrays) is allowed, also with more than
+    // 32 brackets in all; one level more is not.
+    let at = |levels: usize| {
+        format!(
+            "{{\"volume_type\":\"layer_raw_block\",\"source\":\"/d\",\"x\":{}1{},\"y\":[[],[]]}}",
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    assert!(decode(&option(&at(32))).is_ok());
+    let e = decode_err(&option(&at(33)));
+    assert!(e.to_string().contains("nested deeper than 32"), "{e}");
 }
 
 #[test]
