@@ -418,6 +418,19 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert!(decode(&option(&at(32))).is_ok());
     let e = decode_err(&option(&at(33)));
     assert!(e.to_string().contains("nested deeper than 32"), "{e}");
+    // Escapes in strings end where they should: what follows the string still counts.
+    for escaped in [r#"\n"#, r#"\\"#, r#"\""#, r#"\u005b"#] {
+        let deep = format!(
+            "{{\"volume_type\":\"layer_raw_block\",\"source\":\"/d{escaped}\",\"x\":{}1{}}}",
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        let e = decode_err(&option(&deep));
+        assert!(
+            e.to_string().contains("nested deeper than 32"),
+            "{escaped}: {e}"
+        );
+    }
 }
 
 #[test]
