@@ -8,8 +8,12 @@
 # checkout's filesystem: after the first run both tools read the image from the page cache,
 # and both fsync the tree they write; a tmpfs such as /dev/shm works too, but its 4 KiB page
 # cache makes every read dearer for both); KV_BIN (default: builds target/release/kata-volume);
-# LAYOUTS (default "512/4096 4096/4096", data/hash block sizes).
-# Runs alternate between the tools; each figure is the median; ratio = veritysetup / ours.
+# LAYOUTS (default "512/4096 4096/4096", data/hash block sizes); CPUS (e.g. "0": run both
+# tools under `taskset -c CPUS`, to see what one core gives).
+# Runs alternate between the tools; each figure is the median. Two ratios, veritysetup / ours:
+# wall clock (what a user waits for with the cores idle: kata-volume hashes on every core,
+# veritysetup on one) and CPU time (user + system: what each costs, and about the wall-clock
+# ratio when no second core is free — a one-vCPU guest, a busy host).
 # The SHA-256 ceiling is `openssl speed -evp sha256` (16 KiB blocks) × cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,16 +32,18 @@ mkdir -p "$dir"
 img=$dir/image
 trap 'rm -f "$img"' EXIT
 
-cores=$(nproc)
+pin=()
+[[ -z ${CPUS:-} ]] || pin=(taskset -c "$CPUS")
+cores=$("${pin[@]}" nproc)
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores," \
   "sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no), kernel $(uname -r)"
 echo "tools:   $(veritysetup --version), $("$KV_BIN" --version)"
 echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine slows the two-thread tool more)"
-echo "image:   $size_mib MiB in $dir ($(df --output=fstype "$dir" | tail -1)), $runs runs each"
+echo "image:   $size_mib MiB in $dir ($(df --output=fstype "$dir" | tail -1)), $runs runs each${CPUS:+, pinned to CPUs $CPUS}"
 
 # SHA-256 ceiling: one core's openssl speed at 16 KiB blocks (k = 1000 bytes/s), × cores.
-one=$(openssl speed -seconds 3 -evp sha256 2>/dev/null | awk '/^sha256/ {sub("k","",$NF); print $NF*1000}')
-multi=$(openssl speed -seconds 3 -multi "$cores" -evp sha256 2>/dev/null | awk '/^sha256/ {sub("k","",$NF); print $NF*1000}')
+one=$("${pin[@]}" openssl speed -seconds 3 -evp sha256 2>/dev/null | awk '/^sha256/ {sub("k","",$NF); print $NF*1000}')
+multi=$("${pin[@]}" openssl speed -seconds 3 -multi "$cores" -evp sha256 2>/dev/null | awk '/^sha256/ {sub("k","",$NF); print $NF*1000}')
 ceiling=$(awk -v o="$one" -v c="$cores" 'BEGIN {print o*c}')
 awk -v o="$one" -v c="$cores" -v m="$multi" 'BEGIN {
   printf "openssl: sha256 %.0f MB/s per core; x %d cores = %.0f MB/s ceiling (openssl -multi %d: %.0f MB/s)\n",
@@ -50,15 +56,15 @@ sync "$img"
 timed() {
   local t0 t1
   t0=$(date +%s%N)
-  /usr/bin/time -f "%U %S" -o "$dir/time" "$@" >"$dir/out" 2>&1 || { cat "$dir/out" >&2; exit 1; }
+  "${pin[@]}" /usr/bin/time -f "%U %S" -o "$dir/time" "$@" >"$dir/out" 2>&1 || { cat "$dir/out" >&2; exit 1; }
   t1=$(date +%s%N)
   awk -v a="$t0" -v b="$t1" '{printf "%.4f %.2f\n", (b-a)/1e9, $1 + $2}' "$dir/time"
 }
 # Median of column $1 of the lines on standard input.
 median() { awk -v c="$1" '{print $c}' | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-printf "\n| data/hash block | op | kata-volume s (CPU s) | veritysetup s (CPU s) | ratio | kata-volume MB/s | of ceiling |\n"
-printf "|---|---|---|---|---|---|---|\n"
+printf "\n| data/hash block | op | kata-volume s (CPU s) | veritysetup s (CPU s) | wall ratio | CPU ratio | kata-volume MB/s | of ceiling |\n"
+printf "|---|---|---|---|---|---|---|---|\n"
 for layout in $layouts; do
   dbs=${layout%/*} hbs=${layout#*/}
   blocks=$(((size_mib << 20) / dbs))
@@ -82,8 +88,8 @@ for layout in $layouts; do
     mv=$(printf '%s\n' "${v[@]}" | median 1) cv=$(printf '%s\n' "${v[@]}" | median 2)
     awk -v l="$layout" -v op="$op" -v k="$mk" -v v="$mv" -v ck="$ck" -v cv="$cv" \
       -v s="$((size_mib << 20))" -v c="$ceiling" 'BEGIN {
-      printf "| %s | %s | %.3f (%.2f) | %.3f (%.2f) | %.2fx | %.0f | %.0f%% |\n",
-        l, op, k, ck, v, cv, v/k, s/k/1e6, 100*s/k/c }'
+      printf "| %s | %s | %.3f (%.2f) | %.3f (%.2f) | %.2fx | %.2fx | %.0f | %.0f%% |\n",
+        l, op, k, ck, v, cv, v/k, cv/ck, s/k/1e6, 100*s/k/c }'
     unset -n k v
   done
 done

@@ -114,6 +114,34 @@ fn verity_volume_applies_and_tears_down() {
     assert_eq!(sys.snapshot(), before);
 }
 
+/// A hash tree after a gap: the kernel gets `offset` in hash blocks as the hash start, and
+/// the device must reach the tree's end (counted from `offset`, not from the data's end).
+#[test]
+fn a_tree_after_a_gap_starts_at_its_offset() {
+    let json =
+        |source: &str| verity_json(source).replace(r#""offset":8388608"#, r#""offset":12582912"#);
+    let sys = fake();
+    let need = 12_582_912 + 129 * 4096;
+    for (path, minor, size) in [("/dev/vdd", 48, need), ("/dev/vde", 64, need - 512)] {
+        sys.add_block_device(path, DevNum { major: 254, minor }, size);
+    }
+    let a = apply_json(&sys, &json("/dev/vdd"), MP).unwrap();
+    assert_eq!(
+        a.table.unwrap().to_string(),
+        format!("0 16384 verity 1 254:48 254:48 512 4096 16384 3072 sha256 {ROOT} -")
+    );
+    let before = sys.snapshot();
+    let e = apply_json(&sys, &json("/dev/vde"), "/run/b").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Device /dev/vde is {} bytes, too small: dm_verity needs {need} bytes (data and hash tree)",
+            need - 512
+        )
+    );
+    assert_eq!(sys.snapshot(), before);
+}
+
 #[test]
 fn applying_twice_is_idempotent() {
     let sys = fake();
@@ -224,6 +252,87 @@ fn corrupted_status_is_refused_and_unwound() {
     let e = apply_err(apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err());
     assert!(matches!(e, ApplyError::NotVerified { .. }), "{e}");
     assert_eq!(sys.snapshot(), before);
+}
+
+/// A device that is already active (another mount point uses it) and has seen corruption
+/// is not shared: the status check runs on the reused device too, the second mount point
+/// gets nothing, and the first one is left as it was.
+#[test]
+fn an_active_device_in_status_c_is_not_reused() {
+    let sys = fake();
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), "/run/a").unwrap();
+    let name = a.dm_name.clone().unwrap();
+    let before = sys.snapshot();
+    sys.set_corrupt(name.as_str());
+    let e = apply_err(apply_json(&sys, &verity_json("/dev/vdb"), "/run/b").unwrap_err());
+    match &e {
+        ApplyError::NotVerified { name: n, status } => {
+            assert_eq!(n, &name);
+            assert_eq!(status, "C");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains(name.as_str()), "{e}");
+    assert_eq!(
+        sys.snapshot(),
+        before,
+        "the second mount point got something"
+    );
+    assert_eq!(
+        sys.count(Op::DmCreate),
+        1,
+        "the active device was reused, not remade"
+    );
+    assert_eq!(sys.mounts().unwrap().len(), 1);
+}
+
+/// Volumes without dm-verity (direct_block, and raw blocks when unverified ones are
+/// allowed) are mounted read-only, nodev and nosuid like verified ones: the host may add
+/// flags, never drop these.
+#[test]
+fn unverified_volumes_are_mounted_ro_nodev_nosuid_too() {
+    let opts = Policy {
+        allow_unverified: true,
+        allowed_fs_types: vec!["erofs".into(), "ext4".into()],
+        ..policy()
+    };
+    for (json, want) in [
+        (
+            r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","direct_volume":{"metadata":{}}}"#,
+            "ro,nodev,nosuid",
+        ),
+        (
+            r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","options":["noexec","defaults"],"direct_volume":{"metadata":{}}}"#,
+            "ro,nodev,nosuid,noexec",
+        ),
+        (
+            r#"{"volume_type":"image_raw_block","source":"/dev/vdc"}"#,
+            "ro,nodev,nosuid",
+        ),
+    ] {
+        let sys = fake();
+        let before = sys.snapshot();
+        let a = apply_with(&sys, &opts, json, MP).unwrap();
+        assert_eq!(a.dm_name, None);
+        let mounts = sys.mounts().unwrap();
+        assert_eq!(mounts.len(), 1, "{json}");
+        assert_eq!(mounts[0].options, want, "{json}");
+        assert_eq!(mounts[0].source, "/dev/vdc", "{json}");
+        apply::teardown(&sys, Path::new(MP), &Known::default(), &a.created_dirs).unwrap();
+        assert_eq!(sys.snapshot(), before);
+    }
+    for o in ["dev", "suid", "rw", "exec"] {
+        let sys = fake();
+        let json = format!(
+            r#"{{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","options":["{o}"],"direct_volume":{{"metadata":{{}}}}}}"#
+        );
+        let e = apply_with(&sys, &opts, &json, MP).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Invalid mount option {o:?}: not allowed")
+        );
+        assert!(sys.mounts().unwrap().is_empty());
+    }
 }
 
 #[test]

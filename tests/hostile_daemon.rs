@@ -122,13 +122,22 @@ fn every_hostile_request_gets_its_code_and_leaves_nothing() {
         all.len(),
         failures.join("\n")
     );
-    // Conflicting and duplicate requests.
-    let mut other = cases::good(&busy);
-    other.source = "/dev/vdc".into();
+    // A valid but different volume at the busy mount point: ALREADY_EXISTS, as in the VM.
     let e = rt
-        .block_on(client.add_storage(ctx(), &pb_storage(&other)))
+        .block_on(client.add_storage(ctx(), &pb_storage(&cases::other_volume(&busy))))
         .unwrap_err();
-    assert!(matches!(e, ttrpc::Error::RpcStatus(_)), "{e:?}");
+    match e {
+        ttrpc::Error::RpcStatus(s) => {
+            assert_eq!(s.code(), ttrpc::Code::ALREADY_EXISTS, "{}", s.message());
+            assert!(
+                s.message().contains("already holds a different volume"),
+                "{}",
+                s.message()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sys.snapshot(), before);
     let again = rt
         .block_on(client.add_storage(ctx(), &pb_storage(&cases::good(&busy))))
         .unwrap();

@@ -71,17 +71,17 @@ fn every_hostile_request_is_refused_and_leaves_nothing() {
             failures.push(format!("{}: changed the state", c.name));
         }
     }
-    // Conflicting and duplicate requests against the mounted volume.
-    let mut other = cases::good(&busy);
-    other.source = "/dev/vdc".into();
-    let e = m.add_storage(&other).unwrap_err();
+    // A valid but different volume at the busy mount point is a conflict, and the same
+    // volume again is already there.
+    let e = m.add_storage(&cases::other_volume(&busy)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
     assert!(
-        matches!(
-            e.kind(),
-            ErrorKind::AlreadyExists | ErrorKind::InvalidArgument
-        ),
+        e.to_string().starts_with(&format!(
+            "Mount point {busy:?} already holds a different volume"
+        )),
         "{e}"
     );
+    assert_eq!(sys.snapshot(), before);
     assert!(m.add_storage(&cases::good(&busy)).unwrap().already_present);
     assert_eq!(sys.snapshot(), before);
     assert!(
@@ -91,6 +91,13 @@ fn every_hostile_request_is_refused_and_leaves_nothing() {
         all.len(),
         failures.join("\n")
     );
-    // Still serving.
+    // Still serving; the other volume was refused for the conflict alone.
+    let elsewhere = format!("{}/elsewhere/rootfs", cases::ROOT);
+    assert!(
+        !m.add_storage(&cases::other_volume(&elsewhere))
+            .unwrap()
+            .already_present
+    );
+    assert!(m.remove_storage(&elsewhere).unwrap());
     assert!(m.remove_storage(&busy).unwrap());
 }

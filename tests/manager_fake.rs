@@ -124,6 +124,38 @@ fn shared_layer_is_refcounted() {
     assert!(m.list().is_empty());
 }
 
+/// Removing one of several mount points that share a device leaves the device alone: its
+/// `/dev/mapper` node stays, it is neither removed nor scheduled for removal (no dm remove
+/// call at all), and a full check through the other mount point still reads every block.
+#[test]
+fn removing_one_sharer_keeps_the_device_its_node_and_the_others_reads() {
+    let sys = system(1);
+    let m = manager(&sys, Arc::new(MemStore::default()));
+    let a = m.add_storage(&storage(0, "/run/a")).unwrap();
+    let b = m.add_storage(&storage(0, "/run/b")).unwrap();
+    assert_eq!(a.dm_name, b.dm_name);
+    assert_eq!(b.refcount, 2);
+    let node = PathBuf::from(format!("/dev/mapper/{}", a.dm_name.unwrap()));
+    let removes = sys.count(Op::DmRemove);
+    assert!(m.remove_storage("/run/a").unwrap());
+    assert_eq!(
+        sys.count(Op::DmRemove),
+        removes,
+        "the shared device was removed or marked for deferred removal"
+    );
+    assert!(sys.snapshot().nodes.contains(&node), "{node:?} was removed");
+    assert_eq!(sys.snapshot().dm.len(), 1);
+    assert_eq!(sys.snapshot().mounts, vec![PathBuf::from("/run/b")]);
+    let c = m.check("/run/b", true).unwrap();
+    assert_eq!((c.status.as_str(), c.read_error), ("V", None));
+    assert!(c.bytes_read.is_some());
+    assert_eq!(m.list()[0].refcount, 1);
+    // The device is still an ordinary one: it goes when its last user does, not before.
+    assert!(m.remove_storage("/run/b").unwrap());
+    assert_eq!(sys.count(Op::DmRemove), removes + 1);
+    assert!(sys.snapshot().dm.is_empty() && sys.snapshot().nodes.is_empty());
+}
+
 #[test]
 fn add_and_remove_are_idempotent_and_conflicts_are_refused() {
     let sys = system(2);
@@ -179,31 +211,133 @@ fn check_reports_corruption() {
     assert!(c.read_error.is_some());
 }
 
+/// A second mount point is never put on a device that already reports corruption: the add
+/// is refused (permission denied: the volume failed verification), nothing is recorded, and
+/// the first mount point keeps its device.
+#[test]
+fn no_mount_point_is_added_onto_an_active_corrupted_device() {
+    let sys = system(1);
+    let store = Arc::new(MemStore::default());
+    let m = manager(&sys, store.clone());
+    let a = m.add_storage(&storage(0, "/run/a")).unwrap();
+    let before = sys.snapshot();
+    let saved = store.load().unwrap();
+    sys.set_corrupt(a.dm_name.as_ref().unwrap().as_str());
+    let e = m.add_storage(&storage(0, "/run/b")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(
+        e.to_string().contains(a.dm_name.as_ref().unwrap().as_str()),
+        "the error names the device: {e}"
+    );
+    assert_eq!(sys.snapshot(), before);
+    assert_eq!(store.load().unwrap(), saved);
+    let list = m.list();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].mount_point.to_str(), list[0].refcount),
+        (Some("/run/a"), 1)
+    );
+}
+
+/// Eight threads add and remove volumes at once, sharing four layers (so dm devices are
+/// shared across threads) but each with its own mount points, so each add's outcome is
+/// known: a new mount, the same volume already there, or a different volume already there
+/// (a conflict). Every result is checked against that, whatever the interleaving.
 #[test]
 fn concurrent_adds_and_removes_stay_consistent() {
+    /// What an add must do: mount (refcount at least 1), find itself already there, or
+    /// conflict with the layer that holds the mount point.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Outcome {
+        Mounted,
+        AlreadyPresent,
+        Conflict { holder: usize },
+    }
+    /// The outcomes one thread must see, from its own mount points alone.
+    fn expected(t: usize) -> Vec<Outcome> {
+        let mut held: [Option<usize>; 3] = [None; 3];
+        (0..40)
+            .map(|round| {
+                let (layer, slot) = ((t + round) % 4, round % 3);
+                let outcome = match held[slot] {
+                    None => Outcome::Mounted,
+                    Some(l) if l == layer => Outcome::AlreadyPresent,
+                    Some(holder) => Outcome::Conflict { holder },
+                };
+                held[slot].get_or_insert(layer);
+                if round % 2 == 1 {
+                    held[slot] = None;
+                }
+                outcome
+            })
+            .collect()
+    }
     let sys = system(4);
     let before = sys.snapshot();
+    // The dm name of each layer, from a probe of its own.
+    let names: Arc<Vec<kata_volume::system::DmName>> = Arc::new(
+        (0..4)
+            .map(|l| {
+                let probe = system(4);
+                manager(&probe, Arc::new(MemStore::default()))
+                    .add_storage(&storage(l, "/run/probe"))
+                    .unwrap()
+                    .dm_name
+                    .unwrap()
+            })
+            .collect(),
+    );
     let m = Arc::new(manager(&sys, Arc::new(MemStore::default())));
     let threads: Vec<_> = (0..8)
         .map(|t| {
-            let m = m.clone();
+            let (m, names) = (m.clone(), names.clone());
             std::thread::spawn(move || {
+                let mut seen = Vec::new();
                 for round in 0..40 {
                     let layer = (t + round) % 4;
                     let mp = format!("/run/t{t}/m{}", round % 3);
-                    let _ = m.add_storage(&storage(layer, &mp));
+                    seen.push(match m.add_storage(&storage(layer, &mp)) {
+                        Ok(v) => {
+                            assert!(v.refcount >= 1, "{mp}: {v:?}");
+                            assert_eq!(v.dm_name.as_ref(), Some(&names[layer]), "{mp}");
+                            if v.already_present {
+                                Outcome::AlreadyPresent
+                            } else {
+                                Outcome::Mounted
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                            let holder = names
+                                .iter()
+                                .position(|n| e.to_string().contains(n.as_str()))
+                                .unwrap_or_else(|| panic!("{mp}: conflict names no layer: {e}"));
+                            Outcome::Conflict { holder }
+                        }
+                        Err(e) => panic!("add {mp}: {e} ({e:?})"),
+                    });
                     if round % 2 == 1
                         && let Err(e) = m.remove_storage(&mp)
                     {
                         panic!("remove {mp}: {e} ({e:?})");
                     }
                 }
+                seen
             })
         })
         .collect();
-    for t in threads {
-        t.join().unwrap();
+    let mut mounted = 0;
+    let mut conflicts = 0;
+    for (t, thread) in threads.into_iter().enumerate() {
+        let seen = thread.join().unwrap();
+        assert_eq!(seen, expected(t), "thread {t}");
+        mounted += seen.iter().filter(|o| **o == Outcome::Mounted).count();
+        conflicts += seen
+            .iter()
+            .filter(|o| matches!(o, Outcome::Conflict { .. }))
+            .count();
     }
+    // Both kinds happened, so the test saw successes and refusals.
+    assert_eq!((mounted, conflicts), (168, 152));
     // Every active entry is mounted, one dm device per distinct layer in use.
     let list = m.list();
     let snap = sys.snapshot();

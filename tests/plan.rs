@@ -439,7 +439,20 @@ fn plan_with_options_and_unverified_volumes() {
     )
     .unwrap();
     assert_eq!(p.mount.fs_type, "ext4");
-    assert_eq!(p.mount.flags, MountFlags::VERITY);
+    assert_eq!(
+        p.mount.flags,
+        MountFlags::VERITY,
+        "direct_block is ro,nodev,nosuid"
+    );
+    assert_eq!(p.mount.flags.to_string(), "ro,nodev,nosuid");
+    // Options may add flags to a direct_block, never take these away.
+    let p = plan_json(
+        r#"{"volume_type":"direct_block","source":"/dev/vdc","fs_type":"ext4","options":["noexec","noatime"],"direct_volume":{"metadata":{}}}"#,
+        &policy,
+        device("/dev/vdc", 1 << 20),
+    )
+    .unwrap();
+    assert_eq!(p.mount.flags.to_string(), "ro,nodev,nosuid,noexec,noatime");
 }
 
 #[test]

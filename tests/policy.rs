@@ -238,3 +238,35 @@ fn sizes_are_bounded_before_anything_is_decoded() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_bad_policy_file_is_named_in_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, "allow_files = \"yes\"").unwrap();
+    let e = Policy::from_file(&path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("Invalid policy file {:?}", path.display().to_string())
+    );
+    let cause = std::error::Error::source(&e).map(ToString::to_string);
+    assert!(
+        cause.as_deref().is_some_and(|c| c.contains("allow_files")),
+        "{cause:?}"
+    );
+    let missing = dir.path().join("missing.toml");
+    let e = Policy::from_file(&missing).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Cannot read policy file {:?}",
+            missing.display().to_string()
+        )
+    );
+    assert_eq!(
+        std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind),
+        Some(std::io::ErrorKind::NotFound)
+    );
+}

@@ -42,6 +42,37 @@ fn display_of_the_tarfs_layout() {
     );
 }
 
+/// The hash tree need not start where the data ends: the table's hash start is the
+/// volume's `offset` in hash blocks, never the data's end (rounded or not).
+#[test]
+fn display_with_a_gap_between_data_and_tree() {
+    for (n, bs, hs, off, start) in [
+        // tarfs layout, the tree 4 MiB after the data's end.
+        (16384, 512, 4096, 12_582_912, 3072),
+        // 4 KiB blocks, one spare hash block.
+        (1000, 4096, 4096, 4_100_096, 1001),
+        // Data ending inside a hash block (512,512 bytes: 126 blocks of 4 KiB rounded up),
+        // tree at 1 MiB.
+        (1001, 512, 4096, 1 << 20, 256),
+        // Hash blocks smaller than data blocks.
+        (100, 4096, 512, 409_600 + 7 * 512, 807),
+    ] {
+        let p = params("sha256", H256, n, bs, hs, off);
+        assert_eq!(p.hash_start_block(), start, "{n} {bs} {hs} {off}");
+        let sectors = n * bs / 512;
+        let want =
+            format!("0 {sectors} verity 1 /dev/vdb /dev/vdb {bs} {hs} {n} {start} sha256 {H256} -");
+        let t = table(&p, "/dev/vdb", Vec::new());
+        assert_eq!(t.to_string(), want);
+        assert_eq!(want.parse::<VerityTable>().unwrap(), t);
+    }
+    let p = parse_tarfs(&format!("16384,12582912,sha256:{H256}")).unwrap();
+    assert_eq!(
+        table(&p, "/dev/vdb", Vec::new()).to_string(),
+        format!("0 16384 verity 1 /dev/vdb /dev/vdb 512 4096 16384 3072 sha256 {H256} -")
+    );
+}
+
 #[test]
 fn display_carries_the_version_the_salt_and_the_superblock() {
     let raw = RawVerity {

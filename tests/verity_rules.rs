@@ -320,6 +320,9 @@ fn geometry_default_offset_is_the_data_end_rounded_to_a_hash_block() {
 fn salt_rules() {
     assert!(Salt::parse("-").unwrap().is_empty());
     assert!(Salt::parse("").unwrap().is_empty());
+    assert!(Salt::none().is_empty());
+    assert!(!Salt::parse("00").unwrap().is_empty());
+    assert_eq!(Salt::parse("00").unwrap().as_bytes(), [0]);
     assert_eq!(Salt::parse("-").unwrap().to_string(), "-");
     assert_eq!(Salt::parse("00FF").unwrap().to_string(), "00ff");
     assert_eq!(
@@ -408,5 +411,42 @@ fn tarfs_numbers_follow_the_verity_rules() {
     ] {
         let e = parse_tarfs(&s).unwrap_err();
         assert_names(&e.to_string(), &[want]);
+    }
+}
+
+/// A salt given to the parameters is theirs, in the table and in the device's name.
+#[test]
+fn a_salt_is_kept_by_the_parameters() {
+    let r = raw("sha256", H256, 16384, 512, 4096, 8_388_608);
+    let salt = Salt::parse("00ff10").unwrap();
+    let p = VerityParams::with_salt(&r, salt.clone()).unwrap();
+    assert_eq!(p.salt(), &salt);
+    let plain = VerityParams::new(&r).unwrap();
+    assert_eq!(plain.salt(), &Salt::none());
+    assert_ne!(p, plain);
+    let target = kata_volume::verity::VerityTarget::new(&p, "/dev/vdb", Vec::new()).unwrap();
+    assert_eq!(
+        target.to_string(),
+        format!("1 /dev/vdb /dev/vdb 512 4096 16384 2048 sha256 {H256} 00ff10")
+    );
+    assert_ne!(
+        kata_volume::plan::dm_name("254:16", &p, &[]),
+        kata_volume::plan::dm_name("254:16", &plain, &[]),
+        "the salt is part of the name"
+    );
+}
+
+/// Digests print as lower-case hex of their full length, SHA-512's 128 digits included.
+#[test]
+fn digests_print_in_full() {
+    for (alg, hex) in [
+        (HashAlgorithm::Sha1, H1),
+        (HashAlgorithm::Sha256, H256),
+        (HashAlgorithm::Sha512, H512),
+    ] {
+        let d = kata_volume::verity::Digest::from_hex(alg, &hex.to_uppercase()).unwrap();
+        assert_eq!(d.to_string(), hex, "{alg}");
+        assert_eq!(d.to_hex(), hex, "{alg}");
+        assert_eq!(d.as_bytes().len(), alg.digest_size());
     }
 }

@@ -390,7 +390,9 @@ fn go_like_json(w: &KataVirtualVolume, seed: u64) -> String {
 
 // ---- valid tables ----------------------------------------------------------------------------
 
-fn valid_table() -> impl Strategy<Value = VerityTable> {
+/// A valid table, with the `dm_verity` it was made from (its offset usually leaves a gap
+/// after the data).
+fn valid_table() -> impl Strategy<Value = (DmVerityInfo, VerityTable)> {
     (
         verity_info(),
         "[!-~]{1,30}",
@@ -421,7 +423,9 @@ fn valid_table() -> impl Strategy<Value = VerityTable> {
                 format_of(&info),
             )
             .unwrap();
-            VerityTable::new(VerityTarget::new(&params, &device, options).unwrap()).unwrap()
+            let table =
+                VerityTable::new(VerityTarget::new(&params, &device, options).unwrap()).unwrap();
+            (info, table)
         })
 }
 
@@ -500,19 +504,22 @@ proptest! {
     }
 
     #[test]
-    fn valid_tables_round_trip_through_text(t in valid_table()) {
+    fn valid_tables_round_trip_through_text((info, t) in valid_table()) {
         let text = t.to_string();
         let back: VerityTable = text.parse().unwrap();
         prop_assert_eq!(&back, &t);
         prop_assert_eq!(back.to_string(), text);
         let target: VerityTarget = t.target.to_string().parse().unwrap();
         prop_assert_eq!(target, t.target.clone());
-        // Units: the length is the data in sectors, the start is in hash blocks.
-        prop_assert_eq!(
-            t.length.0,
-            t.target.data_blocks * t.target.data_block_size.bytes() / 512
-        );
+        // Units: the length is the data in sectors, the start is `offset` in hash blocks
+        // (whatever gap it leaves after the data), past the superblock when there is one.
+        let superblock = u64::from(format_of(&info).superblock);
+        prop_assert_eq!(t.length.0, info.blocknum * info.blocksize / 512);
+        prop_assert_eq!(t.target.data_blocks, info.blocknum);
+        prop_assert_eq!(t.target.hash_start_block, info.offset / info.hashsize + superblock);
+        prop_assert_eq!((t.target.hash_start_block - superblock) * info.hashsize, info.offset);
     }
+
 
     #[test]
     fn tables_carry_the_format_of_the_request(info in verity_info(), device in "[!-~]{1,30}") {

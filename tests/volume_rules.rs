@@ -159,6 +159,21 @@ fn oversized_input_is_refused_before_decoding() {
         &e.to_string(),
         &[&big.len().to_string(), &MAX_OPTION_BYTES.to_string()],
     );
+    // The limit itself is allowed: an option of exactly that size is decoded (and refused
+    // for what it says, not for its size).
+    let json = raw_with(&tarfs_verity());
+    let pad = MAX_OPTION_BYTES - json.len();
+    let at_limit = format!("{}{json}", " ".repeat(pad));
+    assert_eq!(at_limit.len(), MAX_OPTION_BYTES);
+    assert!(decode(&at_limit).is_ok());
+    let over = format!(" {at_limit}");
+    assert_eq!(
+        decode_err(&over),
+        VolumeError::TooLarge {
+            size: MAX_OPTION_BYTES + 1,
+            limit: MAX_OPTION_BYTES
+        }
+    );
 }
 
 #[test]
@@ -393,6 +408,31 @@ fn deep_nesting_is_an_error_not_a_crash() {
         "{\"a\":".repeat(30) + "1" + &"}".repeat(30)
     );
     assert!(decode(&option(&ok)).is_ok());
+    // Exactly 32 levels (the volume's object and 31 arrays) is allowed, also with more than
+    // 32 brackets in all; one level more is not.
+    let at = |levels: usize| {
+        format!(
+            "{{\"volume_type\":\"layer_raw_block\",\"source\":\"/d\",\"x\":{}1{},\"y\":[[],[]]}}",
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    assert!(decode(&option(&at(32))).is_ok());
+    let e = decode_err(&option(&at(33)));
+    assert!(e.to_string().contains("nested deeper than 32"), "{e}");
+    // Escapes in strings end where they should: what follows the string still counts.
+    for escaped in [r#"\n"#, r#"\\"#, r#"\""#, r#"\u005b"#] {
+        let deep = format!(
+            "{{\"volume_type\":\"layer_raw_block\",\"source\":\"/d{escaped}\",\"x\":{}1{}}}",
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        let e = decode_err(&option(&deep));
+        assert!(
+            e.to_string().contains("nested deeper than 32"),
+            "{escaped}: {e}"
+        );
+    }
 }
 
 #[test]

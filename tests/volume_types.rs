@@ -292,6 +292,14 @@ fn options_with_a_comma_or_nul_are_refused() {
             .to_string(),
     );
     assert_names(&e, &["options", "longer than 4096"]);
+    // 4096 bytes is the limit, not over it.
+    let at_limit = "o".repeat(4096);
+    let v = Volume::parse(
+        &serde_json::json!({"volume_type":"layer_raw_block","source":"/d","options":[at_limit]})
+            .to_string(),
+    )
+    .unwrap();
+    assert_eq!(v.to_wire().options, [at_limit]);
     // Empty items and ordinary ones are fine here (the mount plan filters them).
     assert!(
         Volume::parse(

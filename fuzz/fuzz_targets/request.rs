@@ -1,6 +1,7 @@
 //! The request handler (the manager behind the daemon) on arbitrary requests, over the fake
-//! system: it never panics, a refused request leaves nothing behind, and an accepted one is
-//! removed cleanly. Input: lines — mount point, source, then options; an option line starting
+//! system: it never panics, a refused request leaves nothing behind (system and state file),
+//! and an accepted one is removed cleanly (the whole system snapshot — dm devices, nodes, loop
+//! devices, mounts, directories — and the state file as they were before the add). Input: lines — mount point, source, then options; an option line starting
 //! `J:` is sent as `io.katacontainers.volume=<base64 of the rest>` to reach the JSON decoder.
 #![no_main]
 
@@ -57,21 +58,28 @@ fuzz_target!(|data: &[u8]| {
 
     let sys = system();
     let policy = Policy { allow_files: true, allowed_sources: vec!["/dev/*".into(), "/images/*".into()], ..Policy::default() };
-    let Ok((m, _)) = VolumeManager::new(sys.clone(), Arc::new(MemStore::default()), ManagerOptions { policy }) else {
+    let store = Arc::new(MemStore::default());
+    let Ok((m, _)) = VolumeManager::new(sys.clone(), store.clone(), ManagerOptions { policy }) else {
         return;
     };
     let before = sys.snapshot();
+    let saved = store.load().ok();
     match m.add_storage(&storage) {
-        Ok(_) => {
-            assert!(m.remove_storage(&mount_point).is_ok(), "remove after a successful add failed");
-            assert_eq!(sys.snapshot().dm, before.dm, "device left after remove");
-            assert_eq!(sys.snapshot().mounts, before.mounts, "mount left after remove");
-            assert_eq!(sys.snapshot().loops, before.loops, "loop left after remove");
+        Ok(v) => {
+            assert!(!v.already_present, "a fresh manager found the volume already there");
+            assert_eq!(m.list().len(), 1, "an accepted volume is listed");
+            assert_eq!(m.remove_storage(&mount_point).ok(), Some(true), "remove after a successful add failed");
+            // Everything as before: dm devices, nodes, loops, mounts, directories, the state.
+            assert_eq!(sys.snapshot(), before, "remove after a successful add left something");
+            assert_eq!(store.load().ok(), saved, "state left after remove");
+            assert!(m.list().is_empty(), "still listed after remove");
         }
         Err(e) => {
             let msg = e.to_string();
             assert!(!msg.is_empty() && !msg.contains('\n'), "bad message {msg:?}");
             assert_eq!(sys.snapshot(), before, "refused request left something: {msg}");
+            assert_eq!(store.load().ok(), saved, "refused request changed the state: {msg}");
+            assert!(m.list().is_empty(), "refused request listed: {msg}");
         }
     }
 });

@@ -61,6 +61,15 @@ pub fn system() -> FakeSystem {
         },
         4096,
     );
+    // Another good disk: the same layer on it is a different volume (conflicts).
+    f.add_block_device(
+        "/dev/vdd",
+        DevNum {
+            major: 254,
+            minor: 48,
+        },
+        64 << 20,
+    );
     f.add_block_device("/dev/loop7", DevNum { major: 7, minor: 7 }, 64 << 20);
     for c in [
         "/dev/null",
@@ -112,6 +121,15 @@ pub fn verity_json(hash: &str, extra: &str) -> String {
 
 pub fn opt_of(json: &str) -> String {
     format!("io.katacontainers.volume={}", STANDARD.encode(json))
+}
+
+/// The good layer on another disk at `mp`: a valid request, but a different volume from
+/// [`good`]'s (another device), so a conflict where that one is mounted.
+pub fn other_volume(mp: &str) -> Storage {
+    Storage {
+        source: "/dev/vdd".into(),
+        ..good(mp)
+    }
 }
 
 /// A good request (trusted layer on /dev/vdb, signed by the trusted signer) at `mp`.

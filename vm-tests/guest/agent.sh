@@ -7,6 +7,7 @@
 #   state                       dm devices, /dev/mapper nodes, our mounts, loop devices, daemon
 #   ids                         "<mount point> <first line of id.txt>" for each of our mounts
 #   dm-status NAME              dmsetup status (the kernel's V/C)
+#   dm-info NAME                dmsetup info (state: ACTIVE, DEFERRED REMOVE, open count)
 #   daemon-start PROFILE        (re)start the daemon with a policy profile: main | hostile
 #   daemon-stop                 SIGTERM, wait for the exit
 #   kill9-arm N SECS            in the background: once N volumes are mounted (or after SECS),
@@ -127,7 +128,9 @@ hostile_setup() {
   ln -sfn /dev/mem "$SMALL_DIR/mem-link.img"
   mkdir -p "$MOUNT_ROOT/vmtest-foreign"
   [ -n "$(mounts_at "$MOUNT_ROOT/vmtest-foreign")" ] || mount -t tmpfs -o size=1m foreign "$MOUNT_ROOT/vmtest-foreign"
-  [ -e /dev/mem ] && echo "has /dev/mem" || echo "no /dev/mem"
+  # the /dev/mem cases need the node: made here when devtmpfs has none (mem is 1:1)
+  [ -e /dev/mem ] || mknod /dev/mem c 1 1
+  [ -c /dev/mem ] && echo "has /dev/mem" || echo "no /dev/mem"
 }
 
 # resolve-start ID …: one background `kata-volume resolve`, its results in /tmp/resolve.ID.*
@@ -202,6 +205,7 @@ case $cmd in
   state) state ;;
   ids) for mp in $(mounts_under "$MOUNT_ROOT" | awk '{ print $5 }'); do echo "$mp $(head -n 1 "$mp/id.txt" 2>&1)"; done ;;
   dm-status) dms status "$a1" || rc=1 ;;
+  dm-info) dms info "$a1" || rc=1 ;;
   daemon-start) daemon_start "$a1" || rc=$? ;;
   daemon-stop) daemon_stop || rc=$? ;;
   kill9-arm)

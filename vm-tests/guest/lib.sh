@@ -111,16 +111,16 @@ check_verity_mount() {
   st=$(dms status "$name")
   say "status: $st"
   [ "${st##* }" = V ] || fail "status does not end with V: $st"
-  # what the binary said about it (--json of the last kv call), when it said anything
-  if [ -s "$KV_OUT" ]; then
-    got=$(json_field dm_name)
-    [ "$got" = "$name" ] || fail "--json dm_name '$got' differs from the kernel's '$name'"
-    got=$(json_field table | awk '{ $5 = "DEV"; $6 = "DEV"; print }')
-    [ "$got" = "$(echo "$3" | awk '{ $5 = "DEV"; $6 = "DEV"; print }')" ] ||
-      fail "--json table '$(json_field table)' differs from the expected '$3' (devices aside)"
-    got=$(json_field status)
-    [ "${got##* }" = V ] || fail "--json status '$got' does not end with V"
-  fi
+  # what the binary said about it: the last kv call was a mount with --json, whose output
+  # must be there and agree with the kernel
+  [ -s "$KV_OUT" ] || fail "the mount printed nothing on stdout (--json expected)"
+  got=$(json_field dm_name)
+  [ "$got" = "$name" ] || fail "--json dm_name '$got' differs from the kernel's '$name'"
+  got=$(json_field table | awk '{ $5 = "DEV"; $6 = "DEV"; print }')
+  [ "$got" = "$(echo "$3" | awk '{ $5 = "DEV"; $6 = "DEV"; print }')" ] ||
+    fail "--json table '$(json_field table)' differs from the expected '$3' (devices aside)"
+  got=$(json_field status)
+  [ "${got##* }" = V ] || fail "--json status '$got' does not end with V"
   touch "$mp/.write-test" 2>/dev/null && fail "could write into $mp"
   return 0
 }
@@ -139,9 +139,11 @@ check_files() {
   say "files: $(echo "$want" | wc -l) files, all sha256 as on the host"
 }
 
-# gone MOUNT_POINT DM_NAME: nothing left of one volume
+# check_gone MOUNT_POINT DM_NAME: nothing left of one verity volume (its mount, its dm
+# device, its node); an empty DM_NAME is a failure, not a reason to check less
 check_gone() {
+  [ -n "$2" ] || fail "check_gone $1: no dm name to check (the mount's --json had none)"
   [ -z "$(mounts_at "$1")" ] || fail "$1 still mounted after umount"
-  [ -z "$2" ] || [ ! -e "/dev/mapper/$2" ] || fail "/dev/mapper/$2 still exists after umount"
-  [ -z "$2" ] || ! kata_dm_names | grep -q "^$2 " || fail "dm device $2 still exists after umount"
+  [ ! -e "/dev/mapper/$2" ] || fail "/dev/mapper/$2 still exists after umount"
+  ! kata_dm_names | grep -q "^$2 " || fail "dm device $2 still exists after umount"
 }

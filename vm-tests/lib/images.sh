@@ -2,7 +2,9 @@
 # Test images, built on the host under $WORK/images:
 #   plain.erofs    erofs image of $WORK/images/src (direct_block volume)
 #   tarfs512.img   + hash tree appended in place: 512-byte data blocks, 4 KiB hash blocks
-#   verity4k.img   + hash tree appended in place: 4 KiB data and hash blocks
+#   verity4k.img   + hash tree in place: 4 KiB data and hash blocks, the tree starting
+#                  VERITY4K_GAP bytes after the data's end (the table's hash start is the
+#                  offset in hash blocks, not the data's end)
 #   corrupt.img    tarfs512.img with one byte flipped inside big/seq.txt
 #   small/NN.img   SMALL_N small distinct layers (tarfs layout), used from a tmpfs as files
 #   formats/*.img  one small layer in other verity formats (salt, hash type 0, superblock)
@@ -33,17 +35,20 @@ make_source_tree() {
   head -c 1572864 /dev/urandom >"$s/big/random.bin"
 }
 
-# veritysetup format … img img: append the tree at byte offset $2 (the data size) in place;
-# prints the root hash.
+# Bytes between the data's end and the tree in verity4k.img: three hash blocks.
+VERITY4K_GAP=12288
+
+# veritysetup format … img img: write the tree in place at byte offset $4 (default $2, the
+# data size: appended); prints the root hash.
 append_tree() {
-  local img=$1 size=$2 dbs=$3 out root
+  local img=$1 size=$2 dbs=$3 hoff=${4:-$2} out root
   out=$(veritysetup format --no-superblock --salt=- --data-block-size="$dbs" \
-    --hash-block-size=4096 --data-blocks=$((size / dbs)) --hash-offset="$size" "$img" "$img")
+    --hash-block-size=4096 --data-blocks=$((size / dbs)) --hash-offset="$hoff" "$img" "$img")
   root=$(awk -F':[ \t]*' '$1 == "Root hash" {print $2}' <<<"$out")
   [[ $root =~ ^[0-9a-f]{64}$ ]] || die "veritysetup gave no root hash for $img: $out"
   # reference check with the same parameters
   veritysetup verify --no-superblock --salt=- --data-block-size="$dbs" --hash-block-size=4096 \
-    --data-blocks=$((size / dbs)) --hash-offset="$size" "$img" "$img" "$root" >&2 ||
+    --data-blocks=$((size / dbs)) --hash-offset="$hoff" "$img" "$img" "$root" >&2 ||
     die "veritysetup verify failed on $img"
   echo "$root"
 }
@@ -75,7 +80,11 @@ build_images() {
   cp "$d/plain.erofs" "$d/tarfs512.img"
   root512=$(append_tree "$d/tarfs512.img" "$size" 512)
   cp "$d/plain.erofs" "$d/verity4k.img"
-  root4k=$(append_tree "$d/verity4k.img" "$size" 4096)
+  root4k=$(append_tree "$d/verity4k.img" "$size" 4096 $((size + VERITY4K_GAP)))
+  # the gap is there and untouched (zeros) and the tree starts after it
+  cmp -n "$VERITY4K_GAP" -i "$size:0" "$d/verity4k.img" /dev/zero ||
+    die "veritysetup wrote into the gap of verity4k.img"
+  (($(stat -c %s "$d/verity4k.img") > size + VERITY4K_GAP)) || die "verity4k.img has no tree after the gap"
   cmp -n "$size" "$d/plain.erofs" "$d/tarfs512.img" || die "veritysetup changed the data area"
 
   # flip one byte of the marker line inside big/seq.txt's data
@@ -93,7 +102,7 @@ build_images() {
 
   local j512 j4k jwrong jplain
   j512=$(verity_option "$root512" $((size / 512)) 512 "$size" /dev/vda)
-  j4k=$(verity_option "$root4k" $((size / 4096)) 4096 "$size" /dev/vdb)
+  j4k=$(verity_option "$root4k" $((size / 4096)) 4096 $((size + VERITY4K_GAP)) /dev/vdb)
   jwrong=$(verity_option "$wrong" $((size / 512)) 512 "$size" /dev/vda)
   jplain='{"volume_type":"direct_block","source":"/dev/vdd","fs_type":"erofs","direct_volume":{"metadata":{"k":"v"}}}'
   cat >"$d/params.sh" <<PARAMS
@@ -104,7 +113,7 @@ ROOT_4K=$root4k
 ROOT_WRONG=$wrong
 # expected dm tables without the two device fields: <sectors> <dbs> <hbs> <blocks> <hash_start>
 TABLE_512="0 $((size / 512)) verity 1 DEV DEV 512 4096 $((size / 512)) $((size / 4096)) sha256 $root512 -"
-TABLE_4K="0 $((size / 512)) verity 1 DEV DEV 4096 4096 $((size / 4096)) $((size / 4096)) sha256 $root4k -"
+TABLE_4K="0 $((size / 512)) verity 1 DEV DEV 4096 4096 $((size / 4096)) $(((size + VERITY4K_GAP) / 4096)) sha256 $root4k -"
 CORRUPT_FILE=big/seq.txt
 CORRUPT_OFFSET=$off
 CORRUPT_BLOCK=$((off / 512))

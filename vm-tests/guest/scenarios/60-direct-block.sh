@@ -1,4 +1,4 @@
-# direct_block volume: a plain erofs disk (no dm-verity), mounted read-only as it is.
+# direct_block volume: a plain erofs disk (no dm-verity), mounted ro,nodev,nosuid as it is.
 MP=$MOUNT_ROOT/vmtest-direct-block
 trap '$KV umount --any "$MP" >/dev/null 2>&1' EXIT
 
@@ -9,7 +9,9 @@ line=$(mounts_at "$MP")
 mm=$(echo "$line" | awk '{ print $3 }')
 opts=$(echo "$line" | awk '{ print $6 }')
 say "mounted: dev $mm, options $opts, dm: $(cat "/sys/dev/block/$mm/dm/name" 2>/dev/null || echo none)"
-echo ",$opts," | grep -q ',ro,' || fail "not mounted read-only: $opts"
+for o in ro nodev nosuid; do
+  echo ",$opts," | grep -q ",$o," || fail "mount options $opts lack $o"
+done
 # the data must come from that disk: directly, or through a dm device that sits on it
 if [ "$mm" != "$(devnum "$PLAIN_DISK")" ]; then
   ls "/sys/dev/block/$mm/slaves" 2>/dev/null | grep -qx "${PLAIN_DISK##*/}" ||

@@ -14,9 +14,10 @@ opt_of() { printf 'io.katacontainers.volume=%s' "$(printf '%s' "$1" | base64 -w0
 with() { opt_of "$(jq -c "$1" <<<"$J512")"; } # OPT_512 with a jq edit of its JSON
 CASES=0
 BAD=()
-# refused NAME CODES ADD_ARGS…: the add must be refused with one of CODES (a|b)
+# refused NAME CODE ADD_ARGS…: the add must be refused with exactly CODE (one per case: a
+# refusal for another reason than the one the case is about would hide a hole)
 refused() {
-  local name=$1 codes=$2 code mp a prev=
+  local name=$1 want=$2 code mp a prev=
   shift 2
   say "--- case $name"
   CASES=$((CASES + 1))
@@ -30,15 +31,17 @@ refused() {
     kvh remove --mount-point "$mp"
   elif [[ $KVH_RC != 1 ]] || ! grep -q '^error: ' "$KVH_ERR"; then
     BAD+=("$name: exit $KVH_RC")
-  elif [[ "|$codes|" != *"|$code|"* ]]; then
-    BAD+=("$name: ${code:-no status}, want $codes")
-    say "FAILED: ${code:-no status}, want $codes"
+  elif [[ $code != "$want" ]]; then
+    BAD+=("$name: ${code:-no status}, want $want")
+    say "FAILED: ${code:-no status}, want $want"
   fi
 }
 # the kernel's and the daemon's view, without the daemon's pid
 snapshot() { guest_state && grep -v '^daemon ' "$TMP/state" && list_json && listed .mount_point; }
 
 setup=$(ctl hostile-setup) || fail "the agent could not set up the traps"
+# the /dev/mem cases (the source and the symlink to it) must run, not drop out
+[[ $setup == *"has /dev/mem"* ]] || fail "the guest has no /dev/mem character device: $setup"
 say "traps: $MOUNT_ROOT/vmtest-evil -> /etc, a tmpfs at $MOUNT_ROOT/vmtest-foreign, $SMALL_DIR/a-directory, $SMALL_DIR/mem-link.img -> /dev/mem ($setup)"
 ctl daemon-start hostile | sed 's/^/agent: /'
 ((PIPESTATUS[0] == 0)) || fail "the daemon did not start with the hostile profile"
@@ -51,17 +54,15 @@ refused traversal INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/..
 refused traversal-inner INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-a/../../../tmp/x" --option "$OPT_512"
 refused outside-root PERMISSION_DENIED --source "$DEV" --mount-point /etc/vmtest --option "$OPT_512"
 refused the-root-itself PERMISSION_DENIED --source "$DEV" --mount-point "$MOUNT_ROOT" --option "$OPT_512"
-refused symlink-escape 'PERMISSION_DENIED|INVALID_ARGUMENT' --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-evil/x" --option "$OPT_512"
-refused symlink-mount-point 'PERMISSION_DENIED|INVALID_ARGUMENT' --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-evil" --option "$OPT_512"
-refused foreign-mount 'ALREADY_EXISTS|PERMISSION_DENIED|INVALID_ARGUMENT' --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-foreign" --option "$OPT_512"
+refused symlink-escape INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-evil/x" --option "$OPT_512"
+refused symlink-mount-point INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-evil" --option "$OPT_512"
+refused foreign-mount ALREADY_EXISTS --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-foreign" --option "$OPT_512"
 # the source: character devices, a kernel file, a directory, a symlink to a device
-refused dev-null 'PERMISSION_DENIED|INVALID_ARGUMENT' --source /dev/null --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
-if [[ $setup == *"has /dev/mem"* ]]; then
-  refused dev-mem 'PERMISSION_DENIED|INVALID_ARGUMENT' --source /dev/mem --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
-fi
-refused proc-kcore 'PERMISSION_DENIED|INVALID_ARGUMENT' --source /proc/kcore --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
-refused directory 'PERMISSION_DENIED|INVALID_ARGUMENT' --source "$SMALL_DIR/a-directory" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
-refused symlink-to-mem 'PERMISSION_DENIED|INVALID_ARGUMENT' --source "$SMALL_DIR/mem-link.img" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
+refused dev-null INVALID_ARGUMENT --source /dev/null --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
+refused dev-mem INVALID_ARGUMENT --source /dev/mem --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
+refused proc-kcore INVALID_ARGUMENT --source /proc/kcore --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
+refused directory INVALID_ARGUMENT --source "$SMALL_DIR/a-directory" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
+refused symlink-to-mem INVALID_ARGUMENT --source "$SMALL_DIR/mem-link.img" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512"
 # the volume: unverified, untrusted, mount flags
 refused unverified PERMISSION_DENIED --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$(with 'del(.dm_verity)')"
 refused untrusted-root PERMISSION_DENIED --source "$VERITY4K_DISK" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_4K"
@@ -74,12 +75,12 @@ refused not-json INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/vmt
 refused deep-json INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-h1" \
   --option "$(opt_of "$(jq -c '.' <<<"$J512" | sed "s/}\$/,\"x\":$(printf '[%.0s' {1..5000})$(printf ']%.0s' {1..5000})}/")")"
 opt_of "$(jq -c ".padding = \"$(head -c 100000 /dev/zero | tr '\0' x)\"" <<<"$J512")" >"$TMP/big.option"
-KVH_STDIN=$TMP/big.option refused oversized 'PERMISSION_DENIED|INVALID_ARGUMENT|RESOURCE_EXHAUSTED' \
+KVH_STDIN=$TMP/big.option refused oversized PERMISSION_DENIED \
   --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-h1" --option -
 refused no-volume-option INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-h1" --option ro
 refused two-volume-options INVALID_ARGUMENT --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512" --option "$OPT_512"
 # mount flags as the Storage's own options, next to the volume option
-refused storage-option-rw 'PERMISSION_DENIED|INVALID_ARGUMENT' --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512" --option rw
+refused storage-option-rw PERMISSION_DENIED --source "$DEV" --mount-point "$MOUNT_ROOT/vmtest-h1" --option "$OPT_512" --option rw
 
 say "$CASES hostile requests, $((CASES - ${#BAD[@]})) refused as expected"
 kvh version
