@@ -10,9 +10,10 @@
 //!
 //! Prints, for each size, the median over the rounds of: all cores together, one core alone,
 //! and the same for the portable code (`sha2`, one message at a time: what the engine runs
-//! without SHA extensions); then one `ceiling <size> <bytes per second>` line per size (all
-//! cores, the engine's code) for `benches/verity.sh`, which turns them into the time a tree
-//! needs at the least.
+//! without SHA extensions); then, for `benches/verity.sh`, one line per size for the engine's
+//! code on all cores: `ceiling <size> <bytes per second> <bytes per CPU second>`. The second
+//! rate counts the hashing threads' own time on a CPU (`/proc/thread-self/schedstat`), so
+//! that it means something on a machine busy with other work, where the first does not.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Barrier;
@@ -77,9 +78,24 @@ fn options() -> Options {
     o
 }
 
-/// Bytes per second hashed by `threads` threads at once, each hashing `size`-byte messages
-/// out of its own buffer for `seconds`.
-fn rate(hasher: &Hasher, size: usize, threads: usize, seconds: f64) -> f64 {
+/// The calling thread's time on a CPU so far, in nanoseconds.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|t| t.parse().ok()))
+        .expect("/proc/thread-self/schedstat")
+}
+
+/// A measure: bytes per second of wall time and per second of CPU time.
+#[derive(Clone, Copy)]
+struct Rate {
+    wall: f64,
+    cpu: f64,
+}
+
+/// How fast `threads` threads at once hash, each `size`-byte messages out of its own buffer
+/// for `seconds`.
+fn rate(hasher: &Hasher, size: usize, threads: usize, seconds: f64) -> Rate {
     let barrier = Barrier::new(threads + 1);
     let run = Duration::from_secs_f64(seconds);
     let (start, results) = std::thread::scope(|s| {
@@ -92,14 +108,14 @@ fn rate(hasher: &Hasher, size: usize, threads: usize, seconds: f64) -> f64 {
                         .collect();
                     let mut digests = vec![0u8; BUFFER / size * 32];
                     barrier.wait();
-                    let start = Instant::now();
+                    let (start, cpu) = (Instant::now(), cpu_ns());
                     let mut bytes = 0u64;
                     while start.elapsed() < run {
                         hasher.hash_blocks(&messages, size, &mut digests, 32);
                         bytes += BUFFER as u64;
                     }
                     std::hint::black_box(&digests);
-                    (bytes, Instant::now())
+                    (bytes, Instant::now(), cpu_ns() - cpu)
                 })
             })
             .collect();
@@ -113,9 +129,13 @@ fn rate(hasher: &Hasher, size: usize, threads: usize, seconds: f64) -> f64 {
                 .collect::<Vec<_>>(),
         )
     });
-    let bytes: u64 = results.iter().map(|r| r.0).sum();
+    let bytes = results.iter().map(|r| r.0).sum::<u64>() as f64;
     let end = results.iter().map(|r| r.1).max().unwrap();
-    bytes as f64 / end.duration_since(start).as_secs_f64()
+    let cpu = results.iter().map(|r| r.2).sum::<u64>() as f64 / 1e9;
+    Rate {
+        wall: bytes / end.duration_since(start).as_secs_f64(),
+        cpu: bytes / cpu,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -163,24 +183,28 @@ fn main() {
     let mut ceilings = Vec::new();
     for &size in &o.sizes {
         // Rounds alternate between the measures, so that a busy moment hits them alike.
-        let mut m: [Vec<f64>; 4] = Default::default();
+        let mut m: [Vec<Rate>; 4] = Default::default();
         for _ in 0..o.rounds {
             m[0].push(rate(&engine, size, cores, o.seconds));
             m[1].push(rate(&engine, size, 1, o.seconds));
             m[2].push(rate(&portable, size, cores, o.seconds));
             m[3].push(rate(&portable, size, 1, o.seconds));
         }
-        let [all, one, p_all, p_one] = m.map(median);
+        let wall = m
+            .each_ref()
+            .map(|r| median(r.iter().map(|r| r.wall).collect()));
+        let cpu = median(m[0].iter().map(|r| r.cpu).collect());
         println!(
-            "| {size} | {:.0} | {:.0} | {:.0} | {:.0} |",
-            all / 1e6,
-            one / 1e6,
-            p_all / 1e6,
-            p_one / 1e6
+            "| {size} | {:.0} ({:.0} per CPU s) | {:.0} | {:.0} | {:.0} |",
+            wall[0] / 1e6,
+            cpu / 1e6,
+            wall[1] / 1e6,
+            wall[2] / 1e6,
+            wall[3] / 1e6
         );
-        ceilings.push((size, all));
+        ceilings.push((size, wall[0], cpu));
     }
-    for (size, all) in ceilings {
-        println!("ceiling {size} {all:.0}");
+    for (size, wall, cpu) in ceilings {
+        println!("ceiling {size} {wall:.0} {cpu:.0}");
     }
 }
