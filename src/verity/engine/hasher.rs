@@ -101,6 +101,40 @@ impl BlockHasher {
     }
 }
 
+/// The engine's block hashing, `H(salt || block)` over runs of blocks of one size: public so
+/// that `benches/sha-ceiling` measures the very code `format` and `verify` run.
+#[derive(Debug, Clone)]
+pub struct Hasher(BlockHasher);
+
+impl Hasher {
+    /// The hasher `format` and `verify` use on this CPU.
+    pub fn new(algorithm: HashAlgorithm, salt: &Salt) -> Self {
+        Self(BlockHasher::new(algorithm, salt))
+    }
+
+    /// One block at a time with the `sha2` and `sha1` crates: what the engine runs on a CPU
+    /// without the SHA extensions.
+    pub fn portable(algorithm: HashAlgorithm, salt: &Salt) -> Self {
+        Self(BlockHasher::portable(algorithm, salt))
+    }
+
+    /// How many blocks go through the compression together: 2 for SHA-256 on the CPU's SHA
+    /// extensions, else 1.
+    pub fn lanes(&self) -> usize {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            BlockHasher::Sha256Ni(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Writes the digest of each `block_size`-byte block of `blocks` to the start of the
+    /// matching `slot`-byte slot of `out`, as many as both hold.
+    pub fn hash_blocks(&self, blocks: &[u8], block_size: usize, out: &mut [u8], slot: usize) {
+        self.0.hash_blocks(blocks, block_size, out, slot);
+    }
+}
+
 /// Copies a digest into the start of `out`.
 fn put(digest: &[u8], out: &mut [u8]) {
     let n = digest.len().min(out.len());

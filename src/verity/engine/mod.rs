@@ -10,29 +10,34 @@
 //! hash of that top block (of the only data block when there is one). Levels are stored top
 //! level first from the hash offset.
 //!
-//! Both operations stream: the data are hashed in chunks spread over all cores (rayon), each
-//! level is written to the hash device as it is made and read back for the next, so memory
-//! stays at a few hundred KiB per thread whatever the image size.
+//! Both operations stream: the data are hashed in chunks spread over all cores (rayon), in
+//! place in the page cache ([`mapped`]), each level is written to the hash device as it is
+//! made (and synced in the background, [`writeback`]) and read back for the next, so memory
+//! stays at a chunk or two per thread whatever the image size.
 
 mod error;
 mod files;
 mod hasher;
 mod level;
+mod mapped;
 mod progress;
 #[cfg(target_arch = "x86_64")]
 mod sha256_ni;
+mod writeback;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 pub use error::{Corruption, EngineError};
+pub use hasher::Hasher;
 pub use progress::ProgressFn;
 
 use self::files::{Access, Target};
 use self::hasher::BlockHasher;
-use self::level::{Blocks, Mismatch, Mode, Parents};
+use self::level::{Blocks, Mismatch, Mode, Parents, Tuning};
 use self::progress::Progress;
+use self::writeback::Writeback;
 use crate::verity::{
     Digest, Geometry, HashAlgorithm, HashTree, RawVerity, Salt, VerityError, VerityParams,
 };
@@ -121,20 +126,33 @@ pub fn format(
     config: &Config,
     progress: Option<&ProgressFn<'_>>,
 ) -> Result<Summary, EngineError> {
+    format_tuned(image, config, progress, &Tuning::default())
+}
+
+fn format_tuned(
+    image: &Path,
+    config: &Config,
+    progress: Option<&ProgressFn<'_>>,
+    tuning: &Tuning,
+) -> Result<Summary, EngineError> {
     let target = files::open(image, config, Access::Format)?;
     let hasher = BlockHasher::new(config.algorithm, &config.salt);
     let progress = Progress::new(progress, total_bytes(&target));
-    for level in 0..target.tree.levels() {
-        level::run(
-            &hasher,
-            &children(&target, level),
-            &parents(&target, level),
-            Mode::Write,
-            &progress,
-        )?;
-    }
     let (file, path) = target.hash_device();
-    file.sync_data().map_err(EngineError::io("sync", path))?;
+    std::thread::scope(|scope| {
+        let writeback = Writeback::start(scope, file, path, tuning.sync_every);
+        for level in 0..target.tree.levels() {
+            level::run(
+                &hasher,
+                &children(&target, level),
+                &parents(&target, level),
+                Mode::Write(&writeback),
+                &progress,
+                tuning,
+            )?;
+        }
+        writeback.finish()
+    })?;
     let (_, root_hash) = root(&target, &hasher, &progress)?;
     Ok(summary(&target, config, root_hash))
 }
@@ -147,6 +165,16 @@ pub fn verify(
     config: &Config,
     root_hash: &Digest,
     progress: Option<&ProgressFn<'_>>,
+) -> Result<Summary, EngineError> {
+    verify_tuned(image, config, root_hash, progress, &Tuning::default())
+}
+
+fn verify_tuned(
+    image: &Path,
+    config: &Config,
+    root_hash: &Digest,
+    progress: Option<&ProgressFn<'_>>,
+    tuning: &Tuning,
 ) -> Result<Summary, EngineError> {
     if root_hash.algorithm() != config.algorithm {
         return Err(EngineError::RootAlgorithm {
@@ -176,6 +204,7 @@ pub fn verify(
             &parents(&target, level),
             Mode::Verify,
             &progress,
+            tuning,
         )?;
         match found {
             Some(Mismatch::Child(index)) => {

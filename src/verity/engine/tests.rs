@@ -252,3 +252,133 @@ fn corruption_messages_name_the_block() {
     };
     assert!(d.to_string().starts_with("data block 3 (byte offset 1536)"));
 }
+
+/// Every way of reading and cutting up the work: tiny chunks (one parent block each, or a
+/// few), mapped or copied, a background sync after every write or none.
+fn tunings() -> Vec<Tuning> {
+    use level::Read::{Copy, Map};
+    let mut all = Vec::new();
+    for chunk in [1, 3000, 1 << 20] {
+        for read in [Map, Copy] {
+            for sync_every in [0, 1, 5000] {
+                all.push(Tuning {
+                    chunk,
+                    read,
+                    sync_every,
+                });
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn every_tuning_makes_and_checks_the_oracles_tree() {
+    for (alg, dbs, hbs, blocks, salt) in [
+        (HashAlgorithm::Sha256, 512, 4096, 2049, &b""[..]),
+        (HashAlgorithm::Sha256, 4096, 4096, 300, b"salt"),
+        (HashAlgorithm::Sha256, 1024, 512, 301, b""),
+        (HashAlgorithm::Sha1, 512, 1024, 1000, &[9u8; 70][..]),
+    ] {
+        let data = pattern(dbs * blocks, 40);
+        let (root, tree) = oracle(&data, dbs, hbs, alg, salt);
+        for tuning in tunings() {
+            let what = format!("{alg} {dbs}/{hbs} x{blocks}, {tuning:?}");
+            let (_dir, path) = image(&data);
+            let config = Config {
+                algorithm: alg,
+                salt: Salt::parse(&hex::encode(salt)).unwrap_or_default(),
+                data_block_size: dbs as u64,
+                hash_block_size: hbs as u64,
+                ..Config::default()
+            };
+            let s = format_tuned(&path, &config, None, &tuning)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(s.root_hash.as_bytes(), &root[..], "{what}");
+            let written = std::fs::read(&path).unwrap_or_default();
+            let offset = s.geometry.hash_offset.0 as usize;
+            assert_eq!(written.get(offset..), Some(&tree[..]), "{what}");
+
+            let config = Config {
+                data_blocks: Some(blocks as u64),
+                ..config
+            };
+            let checked = verify_tuned(&path, &config, &s.root_hash, None, &tuning);
+            assert_eq!(checked.as_ref().ok(), Some(&s), "{what}");
+            // A data block near the end, then a level-0 hash block: each named.
+            let bad = blocks as u64 - 2;
+            flip(&path, bad * dbs as u64 + 7);
+            assert_eq!(
+                corruption(&path, &config, &s.root_hash, &tuning),
+                Corruption::DataBlock {
+                    index: bad,
+                    offset: bad * dbs as u64
+                },
+                "{what}"
+            );
+            let level0 = level_offset_of(&s, 0);
+            flip(&path, level0 + hbs as u64 + 1);
+            assert_eq!(
+                corruption(&path, &config, &s.root_hash, &tuning),
+                Corruption::HashBlock {
+                    level: 0,
+                    index: 1,
+                    offset: level0 + hbs as u64
+                },
+                "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_tree_past_the_end_of_a_short_hash_file_is_an_error_with_every_tuning() {
+    let data = pattern(4096 * 300, 41);
+    let (dir, path) = image(&data);
+    let hash = dir.path().join("hash");
+    let config = Config {
+        hash_file: Some(hash.clone()),
+        ..Config::default()
+    };
+    let s = format(&path, &config, None).unwrap_or_else(|e| panic!("{e}"));
+    let full = std::fs::read(&hash).unwrap_or_default();
+    std::fs::write(&hash, &full[..full.len() - 1]).unwrap();
+    let config = Config {
+        data_blocks: Some(300),
+        ..config
+    };
+    for tuning in tunings() {
+        assert!(
+            matches!(
+                verify_tuned(&path, &config, &s.root_hash, None, &tuning),
+                Err(EngineError::TooSmall { .. })
+            ),
+            "{tuning:?}"
+        );
+    }
+}
+
+fn corruption(path: &Path, config: &Config, root: &Digest, tuning: &Tuning) -> Corruption {
+    match verify_tuned(path, config, root, None, tuning) {
+        Err(EngineError::Corrupted(c)) => c,
+        other => panic!("{tuning:?}: expected a corruption, got {other:?}"),
+    }
+}
+
+/// Byte offset of `level` of the tree `s` describes, in the image.
+fn level_offset_of(s: &Summary, level: usize) -> u64 {
+    let tree = s.tree();
+    s.geometry.hash_offset.0 + tree.level_start(level) * s.geometry.hash_block_size.bytes()
+}
+
+fn flip(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], offset).unwrap();
+}

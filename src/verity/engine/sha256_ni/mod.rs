@@ -319,6 +319,14 @@ fn length_block(total: u64) -> Block {
 
 /// Writes the digest of `state` to the start of `out` (as much as fits).
 fn put(state: &State, out: &mut [u8]) {
+    // The usual case, a whole digest, in fixed-size copies (a copy of a length only known at
+    // run time is a call to `memcpy`: eight of them per digest cost 2% of `format`).
+    if let Some((digest, _)) = out.split_first_chunk_mut::<32>() {
+        for (word, dst) in state.iter().zip(digest.as_chunks_mut::<4>().0) {
+            *dst = word.to_be_bytes();
+        }
+        return;
+    }
     for (word, dst) in state.iter().zip(out.chunks_mut(4)) {
         let bytes = word.to_be_bytes();
         let n = dst.len();

@@ -250,3 +250,19 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn put_writes_as_much_of_the_digest_as_fits() {
+    let state: State = [1, 2, 3, 4, 5, 6, 7, 8].map(|i: u32| 0x0102_0304 * i);
+    let whole: Vec<u8> = state.iter().flat_map(|w| w.to_be_bytes()).collect();
+    for len in [0, 3, 31, 32, 40] {
+        let mut out = vec![0xee; len];
+        put(&state, &mut out);
+        let n = len.min(32);
+        assert_eq!(out[..n], whole[..n], "{len}");
+        assert!(
+            out[n..].iter().all(|&b| b == 0xee),
+            "{len}: past the digest"
+        );
+    }
+}
