@@ -38,7 +38,8 @@ pub struct ServeOptions {
     /// is closed.
     pub idle_timeout: Duration,
     /// Once a frame's first byte arrives, the whole frame must arrive within this time, or the
-    /// connection is closed (a client trickling bytes holds nothing for long).
+    /// connection is closed (a client trickling bytes holds nothing for long); and an answer
+    /// the client does not take for this long (it sends and never reads) closes it too.
     pub frame_timeout: Duration,
     /// Which vsock peers may connect.
     pub vsock_peers: VsockPeers,

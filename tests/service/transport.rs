@@ -2,7 +2,8 @@
 //! request size (plus headroom) closes the connection before anything is allocated for it; a
 //! frame trickled byte by byte is cut off at the frame deadline; an idle connection is closed,
 //! one waiting for its answer is not; connections over the cap are closed at once while those
-//! under it work.
+//! under it work; a client that sends requests and never reads its answers is closed after
+//! the frame time.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -191,4 +192,67 @@ fn a_connection_with_16_requests_in_progress_is_not_read_further_until_one_is_an
         t.elapsed()
     );
     assert_eq!(d.sys.snapshot().mounts.len(), 32);
+}
+
+/// A ttrpc request frame calling `Version` (an empty request) on stream `id`.
+fn version_frame(id: u32) -> Vec<u8> {
+    let (service, method) = (b"katavolume.v1.KataVolume", b"Version");
+    // The ttrpc Request message: field 1 the service, field 2 the method (no payload: an
+    // empty VersionRequest).
+    let mut msg = vec![0x0a, service.len() as u8];
+    msg.extend_from_slice(service);
+    msg.extend_from_slice(&[0x12, method.len() as u8]);
+    msg.extend_from_slice(method);
+    let mut frame = header(msg.len() as u32).to_vec();
+    frame[4..8].copy_from_slice(&id.to_be_bytes());
+    frame.extend_from_slice(&msg);
+    frame
+}
+
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed_after_the_frame_time() {
+    let opts = ServeOptions {
+        max_connections: 1,
+        frame_timeout: Duration::from_millis(300),
+        ..ServeOptions::default()
+    };
+    let d = Daemon::start(fake(1), &opts);
+    let s = raw(&d);
+    // The first request is answered: the daemon speaks to this client.
+    let mut first = s.try_clone().unwrap();
+    first.write_all(&version_frame(1)).unwrap();
+    let mut head = [0u8; 10];
+    first.read_exact(&mut head).unwrap();
+    assert_eq!(head[8], 2, "a response frame");
+    // Then requests and never a read: the answers fill the socket and the daemon's writes
+    // wait. The sender stops when the daemon closes the connection (or after 200 000).
+    let mut w = s.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut sent = 0u32;
+        while sent < 200_000 && w.write_all(&version_frame(3 + 2 * sent)).is_ok() {
+            sent += 1;
+        }
+        sent
+    });
+    let logged = eventually(Duration::from_secs(20), || {
+        !d.logs
+            .matching(&["WARN", "did not take its answers in time"])
+            .is_empty()
+    });
+    assert!(logged, "{:#?}", d.logs.lines());
+    // Its place under the cap (one) is free again: a new client is served.
+    let free = eventually(Duration::from_secs(5), || {
+        let addr = d.addr.to_string();
+        let Ok(c) =
+            d.rt.block_on(async { ttrpc::r#async::Client::connect(&addr).await })
+        else {
+            return false;
+        };
+        version_works(&KataVolumeClient::new(c), &d)
+    });
+    assert!(free, "the connection that never read kept its place");
+    let sent = sender.join().unwrap();
+    assert!(sent < 200_000, "the daemon read every request: {sent}");
+    drop(s);
 }

@@ -72,7 +72,8 @@ pub struct ServeArgs {
           value_parser = RangedU64ValueParser::<u64>::new().range(1..=86400))]
     idle_timeout: u64,
     /// Close a connection whose frame has not arrived whole this many seconds after its first
-    /// byte (a frame larger than the policy's max_request_bytes plus 64 KiB closes it at once).
+    /// byte (a frame larger than the policy's max_request_bytes plus 64 KiB closes it at once),
+    /// or whose client has not taken an answer this many seconds after it was ready to go.
     #[arg(long, value_name = "SECS", default_value_t = service::DEFAULT_FRAME_TIMEOUT.as_secs(),
           value_parser = RangedU64ValueParser::<u64>::new().range(1..=3600))]
     frame_timeout: u64,

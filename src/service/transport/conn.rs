@@ -4,9 +4,11 @@
 //! declared length, up to 4 MiB, before reading it); a frame must arrive whole within the frame
 //! time once its first byte has; a connection with no request of its own in progress that
 //! receives nothing for the idle time is closed; and a client that has many requests in
-//! progress is not read from until one is answered. Requests in progress are counted from the
-//! frames passing by (request frames in, response frames out). Enforces only: the numbers come
-//! from `ServeOptions` and the policy.
+//! progress is not read from until one is answered; an answer the client does not take (a
+//! write that cannot go on) for the frame time closes the connection, so a client that sends
+//! requests and never reads cannot hold its place forever. Requests in progress are counted
+//! from the frames passing by (request frames in, response frames out). Enforces only: the
+//! numbers come from `ServeOptions` and the policy.
 
 use std::future::Future;
 use std::io;
@@ -32,7 +34,8 @@ pub(super) struct ConnLimits {
     pub(super) max_frame: u64,
     /// Longest time without a byte received while nothing of the connection is in progress.
     pub(super) idle: Duration,
-    /// Longest time from a frame's first byte to its last.
+    /// Longest time from a frame's first byte to its last, and longest a write may wait for
+    /// the client to take what was sent.
     pub(super) frame: Duration,
 }
 
@@ -52,6 +55,10 @@ pub(super) struct Guarded<S> {
     /// When the connection last received a whole frame or answered one.
     idle_since: Instant,
     timer: Pin<Box<Sleep>>,
+    /// Since when writes wait for the client to read (none while they go through).
+    write_blocked_since: Option<Instant>,
+    /// Wakes the writer at the write deadline (the reader has its own `timer`).
+    write_timer: Pin<Box<Sleep>>,
     /// The task reading, woken when an answer changes what it waits for.
     reader: Option<Waker>,
 }
@@ -62,6 +69,7 @@ enum Close {
     TooLarge(u32),
     FrameTime,
     Idle,
+    WriteTime,
 }
 
 impl<S> Guarded<S> {
@@ -85,6 +93,8 @@ impl<S> Guarded<S> {
             frame_started: None,
             idle_since: now,
             timer: Box::pin(tokio::time::sleep_until(now)),
+            write_blocked_since: None,
+            write_timer: Box::pin(tokio::time::sleep_until(now)),
             reader: None,
         }
     }
@@ -119,6 +129,15 @@ impl<S> Guarded<S> {
                 debug!(self.log, "connection closed: idle";
                     "idle_timeout_ms" => self.limits.idle.as_millis());
                 io::Error::new(io::ErrorKind::TimedOut, "The connection was idle too long")
+            }
+            Close::WriteTime => {
+                warn!(self.log, "connection closed: the client did not take its answers in time";
+                    "frame_timeout_ms" => self.limits.frame.as_millis(),
+                    "requests_in_progress" => self.pending());
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "The client did not take its answers in time",
+                )
             }
         }
     }
@@ -226,8 +245,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            this.on_sent(&buf[..n.min(buf.len())]);
+        match res {
+            Poll::Ready(Ok(n)) => {
+                this.write_blocked_since = None;
+                this.on_sent(&buf[..n.min(buf.len())]);
+            }
+            Poll::Pending => {
+                let since = *this.write_blocked_since.get_or_insert_with(Instant::now);
+                this.write_timer.as_mut().reset(since + this.limits.frame);
+                if this.write_timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(this.close(Close::WriteTime)));
+                }
+            }
+            Poll::Ready(Err(_)) => {}
         }
         res
     }
