@@ -199,11 +199,11 @@ fn version_frame(id: u32) -> Vec<u8> {
     let (service, method) = (b"katavolume.v1.KataVolume", b"Version");
     // The ttrpc Request message: field 1 the service, field 2 the method (no payload: an
     // empty VersionRequest).
-    let mut msg = vec![0x0a, service.len() as u8];
+    let mut msg = vec![0x0a, u8::try_from(service.len()).unwrap()];
     msg.extend_from_slice(service);
-    msg.extend_from_slice(&[0x12, method.len() as u8]);
+    msg.extend_from_slice(&[0x12, u8::try_from(method.len()).unwrap()]);
     msg.extend_from_slice(method);
-    let mut frame = header(msg.len() as u32).to_vec();
+    let mut frame = header(u32::try_from(msg.len()).unwrap()).to_vec();
     frame[4..8].copy_from_slice(&id.to_be_bytes());
     frame.extend_from_slice(&msg);
     frame

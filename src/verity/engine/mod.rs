@@ -11,8 +11,8 @@
 //! level first from the hash offset.
 //!
 //! Both operations stream: the data are hashed in chunks spread over all cores (rayon), in
-//! place in the page cache ([`mapped`]), each level is written to the hash device as it is
-//! made (and synced in the background, [`writeback`]) and read back for the next, so memory
+//! place in the page cache (`mapped`), each level is written to the hash device as it is
+//! made (and synced in the background, `writeback`) and read back for the next, so memory
 //! stays at a chunk or two per thread whatever the image size.
 
 mod error;
