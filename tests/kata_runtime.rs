@@ -462,6 +462,47 @@ fn a_restart_keeps_rootfs_and_released_layers_and_tears_them_down_together() {
     assert_eq!(sys.snapshot(), before);
 }
 
+/// After a crash, another party's overlay took the place of ours at a rootfs (ours was
+/// unmounted meanwhile): a restart must not adopt it as ours — the entry recorded the
+/// overlay's own device — nor tear it down; the layer is adopted on its own.
+#[test]
+fn a_restart_does_not_adopt_another_overlay_at_a_rootfs_of_ours() {
+    let sys = system();
+    let store = Arc::new(MemStore::default());
+    let opts = || ManagerOptions {
+        policy: Policy::default(),
+    };
+    let m = VolumeManager::new(sys.clone(), store.clone(), opts())
+        .unwrap()
+        .0;
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    drop(m);
+    let rootfs = format!("{ROOT}/c1/rootfs");
+    sys.unmount(Path::new(&rootfs)).unwrap();
+    let theirs = format!("lowerdir={}", layer_mp(1));
+    sys.mount(
+        Path::new("overlay"),
+        Path::new(&rootfs),
+        "overlay",
+        MountFlags::default(),
+        &theirs,
+    )
+    .unwrap();
+    let (m, report) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
+    assert_eq!(report.adopted, 1, "{report:?}");
+    let listed: Vec<_> = m.list().into_iter().map(|v| v.mount_point).collect();
+    assert_eq!(listed, vec![PathBuf::from(layer_mp(1))]);
+    let mounts = sys.mounts().unwrap();
+    let at_rootfs: Vec<_> = mounts
+        .iter()
+        .filter(|x| x.target == Path::new(&rootfs))
+        .collect();
+    assert_eq!(at_rootfs.len(), 1, "{mounts:?}");
+    assert_eq!(at_rootfs[0].fs_type, "overlay");
+    assert_eq!(at_rootfs[0].options, format!("rw,{theirs}"));
+}
+
 #[test]
 fn an_image_the_guest_pulls_is_the_agents_business() {
     let sys = system();

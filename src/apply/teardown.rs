@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{ApplyError, Step};
+use super::step;
 use crate::system::kernel::{self, View};
 use crate::system::{DevNum, DmName, FileKind, MountEntry, SysError, System};
 
@@ -21,14 +22,6 @@ pub struct Teardown {
     pub kept_shared_device: bool,
     /// The loop device detached.
     pub detached_loop: Option<PathBuf>,
-}
-
-fn step(s: Step) -> impl FnOnce(SysError) -> ApplyError {
-    move |source| ApplyError::Step {
-        step: s,
-        source,
-        undo_failures: Vec::new(),
-    }
 }
 
 fn gone_ok(r: Result<(), SysError>) -> Result<bool, SysError> {
@@ -227,11 +220,7 @@ fn detach_loop(
 pub(super) fn remove_created_dirs(sys: &dyn System, dirs: &[PathBuf]) -> Result<(), ApplyError> {
     for dir in dirs.iter().rev() {
         match sys.remove_dir(dir) {
-            Err(e)
-                if matches!(
-                    e.errno(),
-                    Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY | nix::libc::EEXIST)
-                ) => {}
+            Err(e) if e.is_dir_in_use() => {}
             other => {
                 gone_ok(other).map_err(step(Step::RemoveMountPoint))?;
             }

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use nix::libc;
-
 use crate::system::DmName;
 use crate::system::System;
 
@@ -67,14 +65,7 @@ impl<'a> Txn<'a> {
             // A directory another request now uses (it made its own inside, or mounted on it)
             // stays: leaving it is the undo's right outcome, as in teardown.
             Undo::RemoveDir(p) => match self.sys.remove_dir(p) {
-                Err(e)
-                    if matches!(
-                        e.errno(),
-                        Some(libc::ENOTEMPTY | libc::EBUSY | libc::EEXIST)
-                    ) =>
-                {
-                    Ok(())
-                }
+                Err(e) if e.is_dir_in_use() => Ok(()),
                 other => ok_if_gone(other),
             },
             Undo::Unmount(p) => self.sys.unmount(p),

@@ -33,10 +33,14 @@ pub(super) fn reconcile(sys: &dyn System, saved: State) -> (State, Reconciled) {
     let mut dropped: Vec<Entry> = Vec::new();
     for e in saved.entries {
         let top = view.top_mount(&e.mount_point);
+        // Ours: on our dm device; else the very mount we made (its device as recorded, an
+        // overlay's anonymous one included), not one someone mounted there since.
         let mounted_ours = match (&e.dm_name, top) {
             (Some(n), Some(m)) => view.device(n) == Some(m.dev),
-            (None, Some(m)) if e.kind == StorageKind::Overlay => m.fs_type == "overlay",
-            (None, Some(_)) => true,
+            (None, Some(m)) if e.kind == StorageKind::Overlay => {
+                m.fs_type == "overlay" && e.mounted_device.is_none_or(|d| d == m.dev)
+            }
+            (None, Some(m)) => e.mounted_device.is_none_or(|d| d == m.dev),
             (_, None) => false,
         };
         if matches!(e.phase, Phase::Active | Phase::Released) && mounted_ours {

@@ -114,6 +114,16 @@ impl SysError {
         self.source.raw_os_error()
     }
 
+    /// Whether a directory could not be removed because something now uses it: another
+    /// request made its own directory inside, or mounted on it (ENOTEMPTY, EEXIST, EBUSY).
+    /// Leaving such a directory is the right outcome of an undo or a teardown.
+    pub fn is_dir_in_use(&self) -> bool {
+        matches!(
+            self.errno(),
+            Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY | nix::libc::EEXIST)
+        )
+    }
+
     /// Whether the thing acted on does not exist (ENOENT, ENXIO, ENODEV, or "not mounted").
     pub fn is_not_found(&self) -> bool {
         matches!(
