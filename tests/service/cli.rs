@@ -172,6 +172,8 @@ fn bad_usage_exits_2_and_an_absent_daemon_1() {
         ("--idle-timeout", "0", "0 is not in 1..=86400"),
         ("--frame-timeout", "0", "0 is not in 1..=3600"),
         ("--max-queue-wait", "x", "invalid digit"),
+        ("--device-timeout", "soon", "Invalid timeout \"soon\""),
+        ("--device-timeout", "2h", "Invalid timeout \"2h\""),
     ] {
         let o = cli(&["serve", flag, value], None);
         assert_eq!(o.status.code(), Some(2), "{flag} {value}: {o:?}");
@@ -245,6 +247,7 @@ fn serve_logs_the_digest_of_every_trust_file_and_the_old_key_is_refused() {
         .args(["--initdata", &path("initdata.toml")])
         .args(["--trusted-signer", &path("signer.pem")])
         .args(["--require-signatures", "--kernel-signatures"])
+        .args(["--device-timeout", "250ms"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -299,6 +302,7 @@ fn serve_logs_the_digest_of_every_trust_file_and_the_old_key_is_refused() {
     assert_eq!(policy[0]["trusted_signers"], 1);
     assert_eq!(policy[0]["require_signatures"], true);
     assert_eq!(policy[0]["kernel_signatures"], true);
+    assert_eq!(policy[0]["device_timeout_ms"], 250);
 
     // A trust file that cannot be read stops the start, naming it.
     let o = cli(

@@ -211,6 +211,7 @@ fn log_start(log: &Logger, policy: &Policy, state_dir: &Path, report: &Reconcile
         "trusted_signers" => trust.signers().len(),
         "require_signatures" => policy.require_signatures,
         "kernel_signatures" => policy.kernel_signatures,
+        "device_timeout_ms" => policy.device_timeout.as_millis(),
         "verity_options" => policy.verity_options().iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
     if let Some(d) = trust.initdata_digest() {
         info!(log, "initdata loaded"; "source" => &d.source,

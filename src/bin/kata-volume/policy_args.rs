@@ -2,7 +2,9 @@
 //! override it; then the trust files it names are loaded (typed errors naming the file).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use kata_volume::address::parse_timeout;
 use kata_volume::policy::{CorruptionMode, Policy};
 
 use crate::CliError;
@@ -74,6 +76,10 @@ pub struct PolicyArgs {
     /// Most volumes mounted at once [default: 1024, or the policy file's].
     #[arg(long, value_name = "N")]
     max_volumes: Option<usize>,
+    /// How long to wait for a hot-plugged disk named by its guest address: seconds (`10`,
+    /// `10s`) or milliseconds (`500ms`) [default: 10s, or the policy file's device_timeout].
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    device_timeout: Option<Duration>,
 }
 
 impl PolicyArgs {
@@ -130,6 +136,9 @@ impl PolicyArgs {
         p.ignore_zero_blocks |= self.ignore_zero_blocks;
         if let Some(n) = self.max_volumes {
             p.max_volumes = n;
+        }
+        if let Some(t) = self.device_timeout {
+            p.device_timeout = t;
         }
         p.load_trust()
             .map_err(|e| CliError::Failed(error_chain(&e)))?;
