@@ -8,26 +8,14 @@
 mod cases;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cases::{ROOT, good};
+use kata_volume::manager::MemStore;
 use kata_volume::manager::{
-    ErrorKind, ManagerError, ManagerOptions, Phase, State, StateStore, VolumeManager,
+    ErrorKind, ManagerError, ManagerOptions, Phase, StateStore, VolumeManager,
 };
 use kata_volume::system::{DevNum, FakeSystem, MountFlags, Op, System};
-
-#[derive(Default)]
-struct MemStore(Mutex<Option<State>>);
-
-impl StateStore for MemStore {
-    fn load(&self) -> std::io::Result<State> {
-        Ok(self.0.lock().unwrap().clone().unwrap_or_else(State::empty))
-    }
-    fn save(&self, s: &State) -> std::io::Result<()> {
-        *self.0.lock().unwrap() = Some(s.clone());
-        Ok(())
-    }
-}
 
 /// The hostile catalogue's system, plus a disk for foreign mounts.
 fn system() -> Arc<FakeSystem> {

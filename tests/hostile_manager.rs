@@ -7,20 +7,8 @@ mod cases;
 
 use std::sync::Arc;
 
-use kata_volume::manager::{ErrorKind, ManagerOptions, State, StateStore, VolumeManager};
-
-#[derive(Default)]
-struct MemStore(std::sync::Mutex<Option<State>>);
-
-impl StateStore for MemStore {
-    fn load(&self) -> std::io::Result<State> {
-        Ok(self.0.lock().unwrap().clone().unwrap_or_else(State::empty))
-    }
-    fn save(&self, s: &State) -> std::io::Result<()> {
-        *self.0.lock().unwrap() = Some(s.clone());
-        Ok(())
-    }
-}
+use kata_volume::manager::MemStore;
+use kata_volume::manager::{ErrorKind, ManagerOptions, StateStore, VolumeManager};
 
 #[test]
 fn every_hostile_request_is_refused_and_leaves_nothing() {

@@ -2,53 +2,14 @@
 //! The volume manager against the recording fake: refcounting, idempotency, conflicts,
 //! concurrency, crash/restart reconciliation and state-write failures.
 
-use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use kata_volume::manager::{
-    ErrorKind, ManagerOptions, Phase, State, StateStore, Storage, VolumeManager,
-};
+use kata_volume::manager::MemStore;
+use kata_volume::manager::{ErrorKind, ManagerOptions, Phase, StateStore, Storage, VolumeManager};
 use kata_volume::policy::Policy;
 use kata_volume::system::{DevNum, FakeSystem, Op};
 use kata_volume::volume::{KataVirtualVolume, Volume, encode_option};
-
-/// An in-memory store whose saves can be made to fail.
-#[derive(Default)]
-struct MemStore {
-    state: Mutex<Option<State>>,
-    fail_after: AtomicUsize,
-    saves: AtomicUsize,
-}
-
-impl MemStore {
-    fn failing_from(n: usize) -> Self {
-        let s = Self::default();
-        s.fail_after.store(n, Ordering::SeqCst);
-        s
-    }
-}
-
-impl StateStore for MemStore {
-    fn load(&self) -> io::Result<State> {
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .clone()
-            .unwrap_or_else(State::empty))
-    }
-    fn save(&self, state: &State) -> io::Result<()> {
-        let n = self.saves.fetch_add(1, Ordering::SeqCst);
-        let limit = self.fail_after.load(Ordering::SeqCst);
-        if limit != 0 && n >= limit {
-            return Err(io::Error::other("disk full"));
-        }
-        *self.state.lock().unwrap() = Some(state.clone());
-        Ok(())
-    }
-}
 
 /// The default policy, with the test's mount root.
 fn opts() -> ManagerOptions {
@@ -396,7 +357,7 @@ fn restart_after_a_crash_mid_setup_leaks_nothing() {
         let _ = m.add_storage(&storage(0, "/run/x/a"));
         drop(m);
         sys.clear_failures();
-        store.fail_after.store(0, Ordering::SeqCst);
+        store.fail_from(0);
         let (m2, report) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
         if crash_after < steps {
             assert_eq!(
@@ -436,7 +397,7 @@ fn state_write_failure_leaves_system_and_state_consistent() {
             saved.entries.iter().all(|e| e.phase == Phase::Pending) || saved.entries.is_empty()
         );
         // A restart with a working disk cleans any pending entry.
-        store.fail_after.store(0, Ordering::SeqCst);
+        store.fail_from(0);
         let (m2, _) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
         assert!(m2.list().is_empty());
         assert!(store.load().unwrap().entries.is_empty());
@@ -511,7 +472,7 @@ fn remove_with_a_failing_state_write_is_consistent_after_retry() {
             if torn_down { before.clone() } else { mounted },
             "save #{fail_from}"
         );
-        store.fail_after.store(0, Ordering::SeqCst);
+        store.fail_from(0);
         assert!(m.remove_storage("/run/a").unwrap());
         assert!(store.load().unwrap().entries.is_empty());
         assert_eq!(sys.snapshot(), before);

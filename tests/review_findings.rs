@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use kata_volume::manager::MemStore;
 use kata_volume::manager::{
     ErrorKind, ManagerOptions, Phase, State, StateStore, Storage, StorageKind, VolumeManager,
 };
@@ -17,19 +18,6 @@ use kata_volume::system::{DevNum, FakeSystem, Op, System};
 
 const ROOT: &str = "/run/kata-containers";
 const VV: &str = "/run/kata-containers/virtual-volumes";
-
-#[derive(Default)]
-struct MemStore(Mutex<Option<State>>);
-
-impl StateStore for MemStore {
-    fn load(&self) -> std::io::Result<State> {
-        Ok(self.0.lock().unwrap().clone().unwrap_or_else(State::empty))
-    }
-    fn save(&self, s: &State) -> std::io::Result<()> {
-        *self.0.lock().unwrap() = Some(s.clone());
-        Ok(())
-    }
-}
 
 /// Root hash of layer `i`.
 fn root(i: u8) -> String {

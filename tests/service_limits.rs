@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kata_volume::manager::{ManagerOptions, State, StateStore, VolumeManager};
+use kata_volume::manager::MemStore;
+use kata_volume::manager::{ManagerOptions, VolumeManager};
 use kata_volume::service::proto::kata_volume as pb;
 use kata_volume::service::proto::kata_volume_ttrpc::KataVolumeClient;
 use kata_volume::service::{self, Address, ServeOptions};
@@ -53,21 +54,6 @@ fn fake(layers: u32) -> Arc<FakeSystem> {
         f.add_block_device(&format!("/dev/vd{i}"), dev, 16 << 20);
     }
     Arc::new(f)
-}
-
-/// The state in memory: no file writes (each an fsync) to serialize requests, so the timings
-/// the tests read are the fake's delays.
-#[derive(Default)]
-struct MemStore(Mutex<Option<State>>);
-
-impl StateStore for MemStore {
-    fn load(&self) -> std::io::Result<State> {
-        Ok(self.0.lock().unwrap().clone().unwrap_or_else(State::empty))
-    }
-    fn save(&self, s: &State) -> std::io::Result<()> {
-        *self.0.lock().unwrap() = Some(s.clone());
-        Ok(())
-    }
 }
 
 /// Log lines as `LEVEL message key=value …`, kept for the test to read.

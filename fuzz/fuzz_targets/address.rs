@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
     match GuestAddress::parse(ty, source) {
         Ok(a) => {
             let canonical = a.to_string();
-            assert_eq!(GuestAddress::parse(ty, &canonical).ok().as_ref(), Some(&a), "{canonical}");
+            assert_eq!(
+                GuestAddress::parse(ty, &canonical).ok().as_ref(),
+                Some(&a),
+                "{canonical}"
+            );
             assert_eq!(a.source_type().map(|t| t.as_str()).is_some(), ty.is_some());
         }
         Err(e) => assert!(!e.to_string().contains('\n'), "multi-line error {e}"),

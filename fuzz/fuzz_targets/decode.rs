@@ -45,7 +45,10 @@ fn check(input: &str) {
     for size in [0, 1 << 20, u64::MAX] {
         let device = Source::Block {
             path: "/dev/vdb".into(),
-            dev: DevNum { major: 254, minor: 16 },
+            dev: DevNum {
+                major: 254,
+                minor: 16,
+            },
             size: Bytes(size),
             logical_block_size: Bytes(512),
         };

@@ -5,35 +5,35 @@
 //! `J:` is sent as `io.katacontainers.volume=<base64 of the rest>` to reach the JSON decoder.
 #![no_main]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
-use kata_volume::manager::{ManagerOptions, State, StateStore, Storage, VolumeManager};
+use kata_volume::manager::{ManagerOptions, MemStore, StateStore, Storage, VolumeManager};
 use kata_volume::policy::Policy;
 use kata_volume::system::{DevNum, FakeSystem};
 use libfuzzer_sys::fuzz_target;
-
-#[derive(Default)]
-struct MemStore(Mutex<Option<State>>);
-
-impl StateStore for MemStore {
-    fn load(&self) -> std::io::Result<State> {
-        let s = self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?;
-        Ok(s.clone().unwrap_or_else(State::empty))
-    }
-    fn save(&self, state: &State) -> std::io::Result<()> {
-        *self.0.lock().map_err(|_| std::io::Error::other("poisoned"))? = Some(state.clone());
-        Ok(())
-    }
-}
 
 fn system() -> Arc<FakeSystem> {
     let f = FakeSystem::new();
     for d in ["/run", "/run/kata-containers", "/images", "/etc"] {
         f.add_dir(d);
     }
-    f.add_block_device("/dev/vdb", DevNum { major: 254, minor: 16 }, 64 << 20);
-    f.add_block_device("/dev/vdc", DevNum { major: 254, minor: 32 }, 4096);
+    f.add_block_device(
+        "/dev/vdb",
+        DevNum {
+            major: 254,
+            minor: 16,
+        },
+        64 << 20,
+    );
+    f.add_block_device(
+        "/dev/vdc",
+        DevNum {
+            major: 254,
+            minor: 32,
+        },
+        4096,
+    );
     f.add_char_device("/dev/null");
     f.add_file("/images/a.img", 64 << 20);
     f.add_symlink("/run/kata-containers/evil", "/etc");
@@ -54,31 +54,63 @@ fuzz_target!(|data: &[u8]| {
             None => l.to_owned(),
         })
         .collect();
-    let storage = Storage { source, options, mount_point: mount_point.clone(), ..Default::default() };
+    let storage = Storage {
+        source,
+        options,
+        mount_point: mount_point.clone(),
+        ..Default::default()
+    };
 
     let sys = system();
-    let policy = Policy { allow_files: true, allowed_sources: vec!["/dev/*".into(), "/images/*".into()], ..Policy::default() };
+    let policy = Policy {
+        allow_files: true,
+        allowed_sources: vec!["/dev/*".into(), "/images/*".into()],
+        ..Policy::default()
+    };
     let store = Arc::new(MemStore::default());
-    let Ok((m, _)) = VolumeManager::new(sys.clone(), store.clone(), ManagerOptions { policy }) else {
+    let Ok((m, _)) = VolumeManager::new(sys.clone(), store.clone(), ManagerOptions { policy })
+    else {
         return;
     };
     let before = sys.snapshot();
     let saved = store.load().ok();
     match m.add_storage(&storage) {
         Ok(v) => {
-            assert!(!v.already_present, "a fresh manager found the volume already there");
+            assert!(
+                !v.already_present,
+                "a fresh manager found the volume already there"
+            );
             assert_eq!(m.list().len(), 1, "an accepted volume is listed");
-            assert_eq!(m.remove_storage(&mount_point).ok(), Some(true), "remove after a successful add failed");
+            assert_eq!(
+                m.remove_storage(&mount_point).ok(),
+                Some(true),
+                "remove after a successful add failed"
+            );
             // Everything as before: dm devices, nodes, loops, mounts, directories, the state.
-            assert_eq!(sys.snapshot(), before, "remove after a successful add left something");
+            assert_eq!(
+                sys.snapshot(),
+                before,
+                "remove after a successful add left something"
+            );
             assert_eq!(store.load().ok(), saved, "state left after remove");
             assert!(m.list().is_empty(), "still listed after remove");
         }
         Err(e) => {
             let msg = e.to_string();
-            assert!(!msg.is_empty() && !msg.contains('\n'), "bad message {msg:?}");
-            assert_eq!(sys.snapshot(), before, "refused request left something: {msg}");
-            assert_eq!(store.load().ok(), saved, "refused request changed the state: {msg}");
+            assert!(
+                !msg.is_empty() && !msg.contains('\n'),
+                "bad message {msg:?}"
+            );
+            assert_eq!(
+                sys.snapshot(),
+                before,
+                "refused request left something: {msg}"
+            );
+            assert_eq!(
+                store.load().ok(),
+                saved,
+                "refused request changed the state: {msg}"
+            );
             assert!(m.list().is_empty(), "refused request listed: {msg}");
         }
     }

@@ -8,6 +8,7 @@
 mod add;
 mod error;
 mod locks;
+mod memstore;
 mod multilayer;
 mod overlay;
 mod reconcile;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use error::{ErrorKind, ManagerError};
+pub use memstore::MemStore;
 pub use reconcile::Reconciled;
 pub use state::{Entry, FileStore, Phase, STATE_FILE, State, StateStore, StorageKind};
 

@@ -2,11 +2,12 @@
 //! with an in-memory state, and requests for a layer on that disk, signed or not.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kata_volume::manager::{ManagerOptions, State, StateStore, Storage, VolumeManager};
+pub use kata_volume::manager::MemStore;
+use kata_volume::manager::{ManagerOptions, Storage, VolumeManager};
 use kata_volume::policy::Policy;
 use kata_volume::system::{DevNum, FakeSystem};
 
@@ -14,20 +15,6 @@ use kata_volume::system::{DevNum, FakeSystem};
 pub const ROOT: &str = "/run/kata-containers";
 /// The driver option that carries a signature.
 pub const SIG: &str = "io.katacontainers.volume.root_hash_sig";
-
-/// State kept in memory.
-#[derive(Default)]
-pub struct MemStore(Mutex<Option<State>>);
-
-impl StateStore for MemStore {
-    fn load(&self) -> std::io::Result<State> {
-        Ok(self.0.lock().unwrap().clone().unwrap_or_else(State::empty))
-    }
-    fn save(&self, s: &State) -> std::io::Result<()> {
-        *self.0.lock().unwrap() = Some(s.clone());
-        Ok(())
-    }
-}
 
 /// A fake system with the mount root and one 64 MiB disk, `/dev/vdb`.
 pub fn system() -> Arc<FakeSystem> {
