@@ -12,53 +12,19 @@ use kata_volume::manager::{FileStore, ManagerOptions, VolumeManager};
 use kata_volume::service::proto::kata_volume as pb;
 use kata_volume::service::proto::kata_volume_ttrpc::KataVolumeClient;
 use kata_volume::service::{self, Address, ClientOptions, VolumeClient};
-use kata_volume::system::{DevNum, FakeSystem};
-use kata_volume::volume::{KataVirtualVolume, Volume, encode_option};
+use kata_volume::system::FakeSystem;
+use kata_volume::volume::{Volume, encode_option};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use ttrpc::context;
 
-const ROOT: &str = "/run/kata-containers";
-
-fn root_hash(i: usize) -> String {
-    format!("{:064x}", 0x5eed_u64 + i as u64)
-}
-
-fn option(i: usize) -> String {
-    let json = format!(
-        r#"{{"volume_type":"layer_raw_block","source":"/dev/vd{i}","dm_verity":{{"hashtype":"sha256","hash":"{}","blocknum":2048,"blocksize":4096,"hashsize":4096,"offset":8388608}}}}"#,
-        root_hash(i)
-    );
-    let w: KataVirtualVolume = Volume::parse(&json).unwrap().to_wire();
-    encode_option(&w)
-}
+#[path = "common/served.rs"]
+mod served;
+use served::*;
 
 fn unverified_option() -> String {
     let json = r#"{"volume_type":"layer_raw_block","source":"/dev/vd0"}"#;
     encode_option(&Volume::parse(json).unwrap().to_wire())
-}
-
-fn storage(layer: usize, mp: &str) -> pb::Storage {
-    pb::Storage {
-        source: format!("/dev/vd{layer}"),
-        options: vec!["ro".into(), option(layer)],
-        mount_point: mp.into(),
-        ..Default::default()
-    }
-}
-
-fn fake(layers: u32) -> Arc<FakeSystem> {
-    let f = FakeSystem::new();
-    f.add_dir("/run");
-    f.add_dir(ROOT);
-    for i in 0..layers {
-        let dev = DevNum {
-            major: 254,
-            minor: i * 16,
-        };
-        f.add_block_device(&format!("/dev/vd{i}"), dev, 16 << 20);
-    }
-    Arc::new(f)
 }
 
 /// The service running in-process; stopped (drained) on drop.
