@@ -86,7 +86,7 @@ boot_vm() {
     drives+=(-qmp "unix:$QMP_SOCK,server=on,wait=off")
   fi
   # shellcheck disable=SC2206 # VM_QEMU_ARGS is meant to be word-split
-  local qemu=(qemu-system-x86_64 -accel tcg "${bios[@]}" -m "${VM_MEM:-512M}" -smp 1
+  local qemu=(qemu-system-x86_64 -accel tcg "${bios[@]}" -m "${VM_MEM:-512M}" -smp "${VM_SMP:-1}"
     -nodefaults -no-user-config -nographic -serial stdio -monitor none -no-reboot
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" "${drives[@]}" "$@" ${VM_QEMU_ARGS:-})
   log "booting ($mode): ${qemu[*]}"
