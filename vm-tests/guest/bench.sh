@@ -7,7 +7,8 @@
 # sides' mount point directories are made before any timing. Also
 # the daemon's idle RSS after start-up, its RSS with every layer mounted, the teardown
 # (remove vs umount + veritysetup close), the daemon's own duration per request (its log),
-# and a `version` round trip (the client's share: process start, connect, answer).
+# and a `version` round trip (the client's share: process start, connect, answer). Then the
+# eight-layer rootfs (bench-rootfs.sh).
 # Output: VMTEST-BENCH lines (lib/bench.sh sums them up).
 SOCK=unix:///run/kata-volume.sock
 export DM_DISABLE_UDEV=1 # no udev in the guest: libdevmapper makes the nodes itself
@@ -49,6 +50,7 @@ OVERHEAD=0
 for i in 1 2 3 4 5 6 7 8 9 10 11; do timed /tmp/overhead.ms true; done
 OVERHEAD=$(median /tmp/overhead.ms)
 echo "VMTEST-BENCH stamp_overhead_ms $OVERHEAD"
+echo "VMTEST-BENCH vcpus $(nproc)"
 
 "$KV" serve --listen "$SOCK" --state-dir /run/kata-volume --allow-files \
   --allowed-source "$SMALL_DIR/*" --log-format json >/tmp/daemon.log 2>&1 &
@@ -94,4 +96,7 @@ echo "VMTEST-BENCH remove_theirs_median_ms $(median /tmp/theirs-rm.ms)"
 echo "VMTEST-BENCH left $(ls /sys/block | grep -c '^dm-') dm devices, $(mounts_under "$MOUNT_ROOT" | wc -l) mounts"
 echo "VMTEST-BENCH daemon_rss_after_kb $(rss $PID)"
 echo "VMTEST-BENCH daemon_rss_peak_kb $(awk '/^VmHWM:/ { print $2 }' "/proc/$PID/status")"
+
+# the eight-layer rootfs, with the same daemon
+. /vmtest/bench-rootfs.sh
 kill -TERM $PID

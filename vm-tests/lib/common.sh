@@ -18,9 +18,10 @@ timed() {
 # (the devicemapper crate links libdevmapper, bindgen needs libclang; a fresh machine has
 # neither, and `vm-tests/run --demo` must work there as written), QEMU and the image tools.
 # dmsetup is copied into the guest as an independent oracle (table/status as the kernel sees
-# them), not used on the host; jq reads the client's --json answers in the host scenarios.
+# them), not used on the host; jq reads the client's --json answers in the host scenarios;
+# fdisk brings sfdisk, which partitions the multi-layer GPT disk.
 HOST_PKGS=(libdevmapper-dev libclang-dev pkg-config
-  qemu-system-x86 busybox-static erofs-utils cryptsetup-bin dmsetup jq)
+  qemu-system-x86 busybox-static erofs-utils cryptsetup-bin dmsetup jq fdisk)
 
 ensure_packages() {
   local p missing=()

@@ -59,7 +59,7 @@ build_initramfs() {
   # the benchmark's reference; never in the test runs (only the binary sets up volumes there)
   [[ $MODE == bench ]] && copy_with_libs "$(command -v veritysetup)" "$r"
   cp "$HERE/guest/init" "$r/init"
-  cp "$HERE"/guest/{lib,demo,agent,probes,hostphase,corruption,bench}.sh "$r/vmtest/"
+  cp "$HERE"/guest/{lib,demo,agent,probes,hostphase,corruption,bench,bench-rootfs}.sh "$r/vmtest/"
   mkdir -p "$r/vmtest/boots"
   cp "$HERE"/guest/boots/*.sh "$r/vmtest/boots/"
   mkdir -p "$r/vmtest/small"

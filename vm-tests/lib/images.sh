@@ -12,6 +12,8 @@
 #                  (lib/layers.sh)
 #   hotplug.img    1 MiB, another marker: the disk the resolve scenario hot-plugs through QMP
 #   layers/*.img   three container image layers with whiteouts (lib/layers.sh)
+#   multilayer/{gpt,whole}.img   Kata main's multi-layer disks: the three layers in GPT
+#                  partitions, and one layer on a whole disk (lib/layers.sh)
 # plus the sha256 manifest of the source tree and the guest's params.sh (root hashes,
 # expected dm tables, base64 volume options, and the trust material of lib/trust.sh: a
 # signer's certificate and root-hash signatures). The volumes' "source" is what the guest
@@ -127,6 +129,7 @@ PARAMS
   marker_disk "$d/hotplug.img" VMTEST-HOTPLUG-DISK
   echo "SCSI_MARKER=VMTEST-SCSI-DISK HOTPLUG_MARKER=VMTEST-HOTPLUG-DISK" >>"$d/params.sh"
   build_layer_images "$d" >>"$d/params.sh"
+  build_multilayer_images "$d" >>"$d/params.sh"
   build_small_images "$d" >>"$d/params.sh"
   build_format_images "$d" >>"$d/params.sh"
   build_trust_material "$d" "$root512" "$root4k" >>"$d/params.sh"

@@ -4,12 +4,14 @@
 # serial name -> image file; the guest finds each disk by its serial. Each sits at a fixed PCI
 # slot on the root bus, so Kata's PCI path for it is known: tarfs512 is "05", and so on. The
 # three container image layers (lib/layers.sh) sit at 0b, 0c and 0d, as a runtime would have
-# hot-plugged them before sending their Storages.
-DISKS=(tarfs512 verity4k corrupt plain layer-base layer-mid layer-top)
+# hot-plugged them before sending their Storages; Kata main's multi-layer disks (a GPT disk
+# of three layers, a whole-disk layer) at 0e and 0f.
+DISKS=(tarfs512 verity4k corrupt plain layer-base layer-mid layer-top ml-gpt ml-whole)
 declare -A DISK_FILE=([tarfs512]=tarfs512.img [verity4k]=verity4k.img [corrupt]=corrupt.img [plain]=plain.erofs
-  [layer-base]=layers/base.img [layer-mid]=layers/mid.img [layer-top]=layers/top.img)
+  [layer-base]=layers/base.img [layer-mid]=layers/mid.img [layer-top]=layers/top.img
+  [ml-gpt]=multilayer/gpt.img [ml-whole]=multilayer/whole.img)
 declare -A DISK_SLOT=([tarfs512]=05 [verity4k]=06 [corrupt]=07 [plain]=08
-  [layer-base]=0b [layer-mid]=0c [layer-top]=0d)
+  [layer-base]=0b [layer-mid]=0c [layer-top]=0d [ml-gpt]=0e [ml-whole]=0f)
 # A virtio-scsi controller at slot 0a with one disk (scsi.img) at SCSI id 2, LUN 1: Kata's
 # SCSI address "2:1". Slots 10 and up stay free for disks hot-plugged through QMP.
 SCSI_SLOT=0a SCSI_TARGET=2 SCSI_LUN=1
@@ -84,7 +86,7 @@ boot_vm() {
     drives+=(-qmp "unix:$QMP_SOCK,server=on,wait=off")
   fi
   # shellcheck disable=SC2206 # VM_QEMU_ARGS is meant to be word-split
-  local qemu=(qemu-system-x86_64 -accel tcg "${bios[@]}" -m "${VM_MEM:-512M}" -smp 1
+  local qemu=(qemu-system-x86_64 -accel tcg "${bios[@]}" -m "${VM_MEM:-512M}" -smp "${VM_SMP:-1}"
     -nodefaults -no-user-config -nographic -serial stdio -monitor none -no-reboot
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "$append" "${drives[@]}" "$@" ${VM_QEMU_ARGS:-})
   log "booting ($mode): ${qemu[*]}"
