@@ -96,8 +96,13 @@ kvh add --json --source "$DEV" --mount-point "$OK_MP" --option "$OPT_512"
 refused conflict ALREADY_EXISTS --source "$CORRUPT_DISK" --mount-point "$OK_MP" --option "$OPT_512"
 kvh add --json --source "$DEV" --mount-point "$OK_MP" --option "$OPT_512"
 [[ $KVH_RC == 0 && $(jq -r .already_present "$KVH_OUT") == true ]] || fail "the same request again: exit $KVH_RC, not already_present"
+[[ $(jq -r .refcount "$KVH_OUT") == 2 ]] || fail "two adds are two claims: refcount $(jq -r .refcount "$KVH_OUT")"
+# each add is one claim (as the agent counts storages): the first remove gives one back
 kvh remove --mount-point "$OK_MP"
 [[ $KVH_RC == 0 ]] || fail "remove exited $KVH_RC"
+[[ $(snapshot) != "$before" ]] || fail "the first of two removes took the volume down"
+kvh remove --mount-point "$OK_MP"
+[[ $KVH_RC == 0 ]] || fail "the second remove exited $KVH_RC"
 [[ $(snapshot) == "$before" ]] || fail "after the control: $(snapshot | tr '\n' ';')"
 
 ctl hostile-cleanup >/dev/null

@@ -39,8 +39,12 @@ list_json
 [[ $(listed .mount_point) == "$MP" ]] || fail "the daemon lists '$(listed .mount_point | tr '\n' ' ')', want $MP"
 kvh add --json --source "$TARFS512_DISK" --mount-point "$MP" --option "$OPT_512"
 [[ $KVH_RC == 0 && $(jq -r .already_present "$KVH_OUT") == true ]] || fail "the same add again: exit $KVH_RC, not already_present"
+# two adds are two claims (as the agent counts storages): two removes
 kvh remove --mount-point "$MP"
 [[ $KVH_RC == 0 ]] || fail "remove exited $KVH_RC"
+[[ $(listed .mount_point) == "$MP" ]] || fail "the first of two removes took the volume down"
+kvh remove --mount-point "$MP"
+[[ $KVH_RC == 0 ]] || fail "the second remove exited $KVH_RC"
 expect_clean "after"
 expect_root_as "after" "$root_before"
 say "ok"
