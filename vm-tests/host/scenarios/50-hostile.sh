@@ -40,6 +40,10 @@ refused() {
 snapshot() { guest_state && grep -v '^daemon ' "$TMP/state" && list_json && listed .mount_point; }
 
 setup=$(ctl hostile-setup) || fail "the agent could not set up the traps"
+# pass or fail, the traps go and the main daemon comes back (both idempotent), so a failure
+# here does not spill into the scenarios after it
+at_exit ctl hostile-cleanup
+at_exit ctl daemon-start main
 # the /dev/mem cases (the source and the symlink to it) must run, not drop out
 [[ $setup == *"has /dev/mem"* ]] || fail "the guest has no /dev/mem character device: $setup"
 say "traps: $MOUNT_ROOT/vmtest-evil -> /etc, a tmpfs at $MOUNT_ROOT/vmtest-foreign, $SMALL_DIR/a-directory, $SMALL_DIR/mem-link.img -> /dev/mem ($setup)"
