@@ -163,11 +163,6 @@ impl Plan {
             None => self.source.identity(),
         }
     }
-
-    /// The mount point.
-    pub fn mount_point(&self) -> &PathBuf {
-        &self.target.path
-    }
 }
 
 /// Plans an authorized request on what it resolved to.

@@ -488,3 +488,50 @@ fn plan_refusals() {
         assert_names(&e, &["Unsupported volume_type", t.as_str()]);
     }
 }
+
+/// An overlay's `lowerdir`/`upperdir`/`workdir` data must fit the kernel's one page with its
+/// NUL: 4095 bytes are planned, 4096 refused naming the size; the plan keeps as trees (removed
+/// with their contents) only the upper and work directories it creates, never ones that were
+/// there; its key names its mount point.
+#[test]
+fn overlay_plans_bound_their_data_and_own_only_what_they_create() {
+    use kata_volume::plan::plan_overlay;
+    use kata_volume::policy::AuthorizedOverlay;
+    use kata_volume::resolve::ResolvedOverlay;
+    use std::path::PathBuf;
+    let root = PathBuf::from("/run/kata-containers");
+    let rootfs = root.join("c1/rootfs");
+    let (upper, work) = (root.join("c1/fs"), root.join("c1/work"));
+    let auth = |len: usize| AuthorizedOverlay {
+        lowers: vec![root.join("l")],
+        lower_devices: vec![None],
+        upper: Some((upper.clone(), work.clone())),
+        create: vec![upper.clone()],
+        mount_point: rootfs.clone(),
+        mount_root: root.clone(),
+        mount: kata_volume::system::MountSpec {
+            fs_type: "overlay".into(),
+            flags: MountFlags::default(),
+            data: "x".repeat(len),
+        },
+    };
+    let target = |p: &PathBuf, missing: bool| Target {
+        path: p.clone(),
+        missing_dirs: if missing { vec![p.clone()] } else { Vec::new() },
+    };
+    // The upper is made here, the work directory was there.
+    let resolved = || ResolvedOverlay {
+        target: target(&rootfs, false),
+        dirs: vec![target(&upper, true), target(&work, false)],
+    };
+    let p = plan_overlay(&auth(4095), resolved()).unwrap();
+    assert_eq!(p.trees, vec![upper.clone()]);
+    assert_eq!(p.writable(), vec![upper.clone(), work.clone()]);
+    assert_eq!(p.key(), "overlay:/run/kata-containers/c1/rootfs");
+    assert_eq!(p.missing_dirs(), vec![upper.clone()]);
+    for len in [4096, 5000] {
+        let e = plan_overlay(&auth(len), resolved()).unwrap_err();
+        assert_eq!(e, PlanError::OverlayTooLong(len));
+        assert!(e.to_string().contains(&format!("are {len} bytes")), "{e}");
+    }
+}
