@@ -554,3 +554,26 @@ fn superblocks_are_checked_against_the_request_before_anything_is_built() {
     assert!(e.to_string().contains("salt"), "{e}");
     assert_eq!(sys.count(Op::DmCreate), 0);
 }
+
+/// A stale `/dev/mapper/<name>` — a block node of another device, left by a crash or made by
+/// someone else — is replaced by the right one, not trusted for its name.
+#[test]
+fn a_stale_node_of_another_device_is_replaced() {
+    let name = apply_json(&fake(), &verity_json("/dev/vdb"), MP)
+        .unwrap()
+        .dm_name
+        .unwrap();
+    let sys = fake();
+    let stale = DevNum {
+        major: 254,
+        minor: 32,
+    };
+    sys.add_block_device(&name.node_path(), stale, 1 << 20);
+    apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap();
+    let mounted = sys.mounts().unwrap()[0].dev;
+    assert_ne!(mounted, stale);
+    assert_eq!(
+        sys.stat(Path::new(&name.node_path())).unwrap().kind,
+        kata_volume::system::FileKind::Block(mounted)
+    );
+}

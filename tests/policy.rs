@@ -237,6 +237,27 @@ fn sizes_are_bounded_before_anything_is_decoded() {
         Err(RequestError::TooLarge { what, .. }) => assert_eq!(what, "The request"),
         other => panic!("{other:?}"),
     }
+    // The policy's own limits, not the defaults, are the ones a request is parsed with.
+    let tight = Policy {
+        max_option_bytes: 100,
+        max_request_bytes: 1000,
+        max_options: 2,
+        ..Policy::default()
+    };
+    let l = tight.limits();
+    assert_eq!(
+        (l.max_option_bytes, l.max_request_bytes, l.max_options),
+        (100, 1000, 2)
+    );
+    let three = Storage {
+        options: vec!["ro".into(), "noatime".into(), "nodev".into()],
+        mount_point: "/run/kata-containers/a".into(),
+        ..Storage::default()
+    };
+    match request::parse(&three, &tight.limits()) {
+        Err(RequestError::TooManyOptions { count, limit }) => assert_eq!((count, limit), (3, 2)),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
