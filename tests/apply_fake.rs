@@ -577,3 +577,127 @@ fn a_stale_node_of_another_device_is_replaced() {
         kata_volume::system::FileKind::Block(mounted)
     );
 }
+
+/// A failing step whose undo fails too names both: what failed, and what may be left.
+#[test]
+fn a_failed_step_with_a_failed_undo_says_so() {
+    let sys = fake();
+    sys.fail_nth(Op::Mount, 0, nix::libc::EIO);
+    sys.fail_nth(Op::DmRemove, 0, nix::libc::EBUSY);
+    let e = apply_err(apply_json(&sys, &verity_json("/dev/vdb"), MP).unwrap_err());
+    assert_eq!(e.undo_failures().len(), 1, "{e}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("Failed to "), "{msg}");
+    assert!(msg.contains(" (and rolling back failed: "), "{msg}");
+}
+
+/// An overlay plan over directories that exist in `sys`: lower `l`, upper and work made by
+/// the plan, the rootfs at `/run/c1/rootfs`.
+fn overlay_plan(sys: &FakeSystem, lower: &str) -> kata_volume::plan::OverlayPlan {
+    use kata_volume::policy::AuthorizedOverlay;
+    use kata_volume::resolve::{ResolvedOverlay, Target};
+    for d in ["/run/c1", "/run/c1/rootfs", "/run/l", "/run/m"] {
+        sys.add_dir(d);
+    }
+    let p = PathBuf::from;
+    let (upper, work) = (p("/run/c1/fs"), p("/run/c1/work"));
+    let auth = AuthorizedOverlay {
+        lowers: vec![p(lower)],
+        lower_devices: vec![None],
+        upper: Some((upper.clone(), work.clone())),
+        create: vec![upper.clone(), work.clone()],
+        mount_point: p("/run/c1/rootfs"),
+        mount_root: p("/run"),
+        mount: kata_volume::system::MountSpec {
+            fs_type: "overlay".into(),
+            flags: kata_volume::system::MountFlags::default(),
+            data: format!("lowerdir={lower},upperdir=/run/c1/fs,workdir=/run/c1/work"),
+        },
+    };
+    let made = |d: &PathBuf| Target {
+        path: d.clone(),
+        missing_dirs: vec![d.clone()],
+    };
+    let resolved = ResolvedOverlay {
+        target: Target {
+            path: p("/run/c1/rootfs"),
+            missing_dirs: Vec::new(),
+        },
+        dirs: vec![made(&upper), made(&work)],
+    };
+    kata_volume::plan::plan_overlay(&auth, resolved).unwrap()
+}
+
+/// An overlay is applied once: the same overlay there already is `already_applied`;
+/// another overlay (other lowers) or another filesystem there is refused, untouched.
+#[test]
+fn an_overlay_is_reapplied_only_over_itself() {
+    let sys = fake();
+    let plan = overlay_plan(&sys, "/run/l");
+    let a = apply::apply_overlay(&sys, &plan).unwrap();
+    assert!(!a.already_applied);
+    assert_eq!(
+        a.created_dirs,
+        vec![PathBuf::from("/run/c1/fs"), PathBuf::from("/run/c1/work")]
+    );
+    let again = apply::apply_overlay(&sys, &plan).unwrap();
+    assert!(again.already_applied);
+    assert_eq!(again.mounted_dev, a.mounted_dev);
+    let before = sys.snapshot();
+    let other = overlay_plan(&sys, "/run/m");
+    let e = apply::apply_overlay(&sys, &other).unwrap_err();
+    assert!(matches!(e, ApplyError::MountPointBusy(_)), "{e}");
+    assert_eq!(sys.snapshot(), before);
+    // Another filesystem there (with the same options) is not an overlay of ours either.
+    let sys = fake();
+    let plan = overlay_plan(&sys, "/run/l");
+    sys.mount(
+        Path::new("/dev/vdc"),
+        Path::new("/run/c1/rootfs"),
+        "ext4",
+        kata_volume::system::MountFlags::default(),
+        "lowerdir=/run/l,upperdir=/run/c1/fs,workdir=/run/c1/work",
+    )
+    .unwrap();
+    let e = apply::apply_overlay(&sys, &plan).unwrap_err();
+    assert!(matches!(e, ApplyError::MountPointBusy(_)), "{e}");
+}
+
+/// Teardown unmounts only the overlay it made (its device); another overlay or another
+/// filesystem on top is a foreign mount, left alone; trees already gone are fine, a tree
+/// that cannot be removed is an error.
+#[test]
+fn an_overlay_teardown_touches_only_its_own_mount_and_trees() {
+    let sys = fake();
+    let plan = overlay_plan(&sys, "/run/l");
+    let a = apply::apply_overlay(&sys, &plan).unwrap();
+    let rootfs = Path::new("/run/c1/rootfs");
+    let other_dev = a.mounted_dev.map(|d| DevNum {
+        major: d.major,
+        minor: d.minor + 1,
+    });
+    let before = sys.snapshot();
+    let e =
+        apply::teardown_overlay(&sys, rootfs, other_dev, &plan.trees, &a.created_dirs).unwrap_err();
+    assert!(matches!(e, ApplyError::ForeignMount { .. }), "{e}");
+    assert_eq!(sys.snapshot(), before);
+    // A tree that will not go is an error; one already gone is not.
+    sys.fail_nth(Op::RemoveTree, 0, nix::libc::EBUSY);
+    let e = apply::teardown_overlay(&sys, rootfs, a.mounted_dev, &plan.trees, &[]).unwrap_err();
+    assert!(e.to_string().contains("remove"), "{e}");
+    let gone = [PathBuf::from("/run/c1/never-made")];
+    assert!(!apply::teardown_overlay(&sys, rootfs, a.mounted_dev, &gone, &[]).unwrap());
+    // Another filesystem on top, with no device recorded: foreign too.
+    let sys = fake();
+    let plan = overlay_plan(&sys, "/run/l");
+    sys.mount(
+        Path::new("/dev/vdc"),
+        rootfs,
+        "ext4",
+        kata_volume::system::MountFlags::default(),
+        "",
+    )
+    .unwrap();
+    let e = apply::teardown_overlay(&sys, rootfs, None, &plan.trees, &[]).unwrap_err();
+    assert!(matches!(e, ApplyError::ForeignMount { .. }), "{e}");
+}
