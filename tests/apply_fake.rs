@@ -701,3 +701,25 @@ fn an_overlay_teardown_touches_only_its_own_mount_and_trees() {
     let e = apply::teardown_overlay(&sys, rootfs, None, &plan.trees, &[]).unwrap_err();
     assert!(matches!(e, ApplyError::ForeignMount { .. }), "{e}");
 }
+
+/// A teardown after a crash that left only the loop device (unmounted, dm device removed):
+/// the known loop device is found by its node and detached, nothing else touched.
+#[test]
+fn a_known_loop_device_left_alone_is_detached() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let a = apply_json(&sys, &verity_json("/images/layer.img"), MP).unwrap();
+    let lo = a.loop_device.clone().unwrap();
+    sys.unmount(Path::new(MP)).unwrap();
+    sys.dm_remove(a.dm_name.as_ref().unwrap(), false).unwrap();
+    let _ = sys.remove_file(Path::new(&a.dm_name.as_ref().unwrap().node_path()));
+    assert_eq!(sys.snapshot().loops.len(), 1);
+    let known = Known {
+        loop_device: Some(lo.clone()),
+        ..Known::default()
+    };
+    let t = apply::teardown(&sys, Path::new(MP), &known, &a.created_dirs).unwrap();
+    assert!(!t.unmounted);
+    assert_eq!(t.detached_loop, Some(lo));
+    assert_eq!(sys.snapshot(), before);
+}
