@@ -723,3 +723,43 @@ fn a_known_loop_device_left_alone_is_detached() {
     assert_eq!(t.detached_loop, Some(lo));
     assert_eq!(sys.snapshot(), before);
 }
+
+/// Teardown's tolerances: a dm device that vanished between the look and the removal
+/// (`ENXIO`) is gone, not an error; a directory we created that now holds another volume's
+/// mount point stays (the last volume under it removes it).
+#[test]
+fn teardown_takes_a_vanished_device_and_a_shared_parent_in_its_stride() {
+    let sys = fake();
+    let before = sys.snapshot();
+    let a = apply_json(&sys, &verity_json("/dev/vdb"), "/run/x/a").unwrap();
+    let b = apply_json(&sys, &verity_json("/images/layer.img"), "/run/x/b").unwrap();
+    assert_eq!(
+        a.created_dirs,
+        vec![PathBuf::from("/run/x"), PathBuf::from("/run/x/a")]
+    );
+    sys.fail_nth(Op::DmRemove, 0, nix::libc::ENXIO);
+    let t = apply::teardown(
+        &sys,
+        Path::new("/run/x/a"),
+        &Known::default(),
+        &a.created_dirs,
+    )
+    .unwrap();
+    assert!(t.unmounted);
+    assert!(!t.deferred);
+    assert!(sys.snapshot().dirs.contains(&PathBuf::from("/run/x")));
+    assert!(!sys.snapshot().dirs.contains(&PathBuf::from("/run/x/a")));
+    // The vanished-looking device is still there (the fake only failed the call): its own
+    // removal, and the second volume's teardown with the parent, leave the start state.
+    sys.dm_remove(a.dm_name.as_ref().unwrap(), false).unwrap();
+    let _ = sys.remove_file(Path::new(&a.dm_name.as_ref().unwrap().node_path()));
+    let mut dirs = vec![PathBuf::from("/run/x")];
+    dirs.extend(
+        b.created_dirs
+            .iter()
+            .filter(|d| d.as_path() != Path::new("/run/x"))
+            .cloned(),
+    );
+    apply::teardown(&sys, Path::new("/run/x/b"), &Known::default(), &dirs).unwrap();
+    assert_eq!(sys.snapshot(), before);
+}

@@ -229,22 +229,16 @@ pub(super) fn remove_created_dirs(sys: &dyn System, dirs: &[PathBuf]) -> Result<
     Ok(())
 }
 
-/// The data device of a verity device, from its active table.
+/// The data device of a verity device, from its active table (where the kernel names
+/// devices by number: `major:minor`).
 fn underlying_device(sys: &dyn System, name: &DmName) -> Option<(PathBuf, DevNum)> {
     let table = kernel::active_table(sys, name).ok()?;
-    let dev = &table.target.data_device;
-    if let Ok(d) = dev.parse::<DevNum>() {
-        // No udev in the guest: loop devices are only reachable as /dev/loop<minor>.
-        let path = if d.major == LOOP_MAJOR {
-            PathBuf::from(format!("/dev/loop{}", d.minor))
-        } else {
-            PathBuf::from(format!("/dev/block/{d}"))
-        };
-        return Some((path, d));
-    }
-    let path = PathBuf::from(dev);
-    match sys.stat(&path).ok()?.kind {
-        FileKind::Block(d) => Some((path, d)),
-        _ => None,
-    }
+    let d = table.target.data_device.parse::<DevNum>().ok()?;
+    // No udev in the guest: loop devices are only reachable as /dev/loop<minor>.
+    let path = if d.major == LOOP_MAJOR {
+        PathBuf::from(format!("/dev/loop{}", d.minor))
+    } else {
+        PathBuf::from(format!("/dev/block/{d}"))
+    };
+    Some((path, d))
 }
