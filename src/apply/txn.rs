@@ -82,3 +82,59 @@ impl Drop for Txn<'_> {
         }
     }
 }
+
+#[cfg(all(test, feature = "fake"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    use super::*;
+    use crate::system::{FakeSystem, Op};
+
+    fn dirs(sys: &FakeSystem) -> Vec<PathBuf> {
+        sys.snapshot().dirs.into_iter().collect()
+    }
+
+    #[test]
+    fn a_transaction_dropped_uncommitted_undoes_its_steps() {
+        let sys = FakeSystem::new();
+        sys.add_dir("/run");
+        let before = dirs(&sys);
+        {
+            let mut txn = Txn::new(&sys);
+            sys.make_dir(Path::new("/run/a")).unwrap();
+            txn.record(Undo::RemoveDir("/run/a".into()));
+        }
+        assert_eq!(dirs(&sys), before);
+        // Committed, it stays.
+        let txn = {
+            let mut txn = Txn::new(&sys);
+            sys.make_dir(Path::new("/run/a")).unwrap();
+            txn.record(Undo::RemoveDir("/run/a".into()));
+            txn
+        };
+        txn.commit();
+        assert!(dirs(&sys).contains(&PathBuf::from("/run/a")));
+    }
+
+    #[test]
+    fn a_rollback_leaves_what_is_gone_or_in_use_and_reports_the_rest() {
+        let sys = FakeSystem::new();
+        sys.add_dir("/run");
+        sys.add_dir("/run/a");
+        sys.add_dir("/run/a/b");
+        sys.add_dir("/run/c");
+        let mut txn = Txn::new(&sys);
+        // Gone already: fine. In use (another request made its own directory inside): left.
+        txn.record(Undo::RemoveNode("/dev/mapper/gone".into()));
+        txn.record(Undo::RemoveDir("/run/a".into()));
+        assert!(txn.rollback().is_empty());
+        assert!(dirs(&sys).contains(&PathBuf::from("/run/a")));
+        // Any other failure is reported.
+        sys.fail_nth(Op::RemoveDir, 0, nix::libc::EIO);
+        let mut txn = Txn::new(&sys);
+        txn.record(Undo::RemoveDir("/run/c".into()));
+        let failures = txn.rollback();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+    }
+}
