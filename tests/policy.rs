@@ -291,3 +291,24 @@ fn a_bad_policy_file_is_named_in_its_error() {
         Some(std::io::ErrorKind::NotFound)
     );
 }
+
+/// A signer named as a key of the initdata document needs that document; a signer PEM file
+/// does not; an empty name is refused.
+#[test]
+fn initdata_signers_need_initdata() {
+    let e = Policy::from_text("trusted_signers = [\"initdata:signer.pem\"]", false).unwrap_err();
+    assert!(
+        matches!(e, PolicyParseError::SignerWithoutInitdata(_)),
+        "{e:?}"
+    );
+    let p = Policy::from_text(
+        "initdata = \"/run/initdata.toml\"\ntrusted_signers = [\"initdata:signer.pem\"]",
+        false,
+    )
+    .unwrap();
+    assert_eq!(p.trusted_signers, vec!["initdata:signer.pem".to_owned()]);
+    let p = Policy::from_text("trusted_signers = [\"/etc/kata/signer.pem\"]", false).unwrap();
+    assert_eq!(p.trusted_signers, vec!["/etc/kata/signer.pem".to_owned()]);
+    let e = Policy::from_text("trusted_signers = [\"\"]", false).unwrap_err();
+    assert!(matches!(e, PolicyParseError::EmptySigner), "{e:?}");
+}
