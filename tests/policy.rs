@@ -312,3 +312,46 @@ fn initdata_signers_need_initdata() {
     let e = Policy::from_text("trusted_signers = [\"\"]", false).unwrap_err();
     assert!(matches!(e, PolicyParseError::EmptySigner), "{e:?}");
 }
+
+/// An overlay's lowers must be verified volumes of ours; an unverified volume of ours, or a
+/// directory that is none of ours, only when the policy allows unverified volumes.
+#[test]
+fn overlay_lowers_must_be_verified_unless_allowed() {
+    use kata_volume::policy::Layer;
+    use kata_volume::request::OverlayRequest;
+    use kata_volume::system::DevNum;
+    let root = Path::new("/run/kata-containers");
+    let req = OverlayRequest {
+        lowers: vec![root.join("l")],
+        upper: Some((root.join("c1/fs"), root.join("c1/work"))),
+        create: Vec::new(),
+        mount_point: root.join("c1/rootfs"),
+    };
+    let dev = DevNum {
+        major: 254,
+        minor: 16,
+    };
+    let strict = Policy::default();
+    let lax = Policy {
+        allow_unverified: true,
+        ..Policy::default()
+    };
+    let a = strict
+        .authorize_overlay(&req, &|_| Layer::Verified(Some(dev)))
+        .unwrap();
+    assert_eq!(a.lower_devices, vec![Some(dev)]);
+    let e = strict
+        .authorize_overlay(&req, &|_| Layer::Unverified(Some(dev)))
+        .unwrap_err();
+    assert!(matches!(e, PolicyError::UnverifiedLayer(_)), "{e:?}");
+    let e = strict
+        .authorize_overlay(&req, &|_| Layer::Unknown)
+        .unwrap_err();
+    assert!(matches!(e, PolicyError::UnknownLayer(_)), "{e:?}");
+    let a = lax
+        .authorize_overlay(&req, &|_| Layer::Unverified(Some(dev)))
+        .unwrap();
+    assert_eq!(a.lower_devices, vec![Some(dev)]);
+    let a = lax.authorize_overlay(&req, &|_| Layer::Unknown).unwrap();
+    assert_eq!(a.lower_devices, vec![None]);
+}
