@@ -354,4 +354,15 @@ fn overlay_lowers_must_be_verified_unless_allowed() {
     assert_eq!(a.lower_devices, vec![Some(dev)]);
     let a = lax.authorize_overlay(&req, &|_| Layer::Unknown).unwrap();
     assert_eq!(a.lower_devices, vec![None]);
+    // With an upper the rootfs is writable; without, read-only.
+    assert!(!a.mount.flags.read_only);
+    let ro = OverlayRequest {
+        upper: None,
+        ..req.clone()
+    };
+    let a = strict
+        .authorize_overlay(&ro, &|_| Layer::Verified(Some(dev)))
+        .unwrap();
+    assert!(a.mount.flags.read_only);
+    assert_eq!(a.mount.data, "lowerdir=/run/kata-containers/l");
 }

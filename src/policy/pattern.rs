@@ -51,5 +51,9 @@ mod tests {
         assert!(!matches("/dev/vdb", "/dev/vdbb"));
         assert!(matches("*", "abc"));
         assert!(!matches("*", "a/b"));
+        // `?` is one character, never a `/`.
+        assert!(matches("/dev/vd?", "/dev/vdb"));
+        assert!(!matches("/dev/vd?b", "/dev/vd/b"));
+        assert!(!matches("/images?a.img", "/images/a.img"));
     }
 }
