@@ -366,3 +366,25 @@ fn overlay_lowers_must_be_verified_unless_allowed() {
     assert!(a.mount.flags.read_only);
     assert_eq!(a.mount.data, "lowerdir=/run/kata-containers/l");
 }
+
+/// Policies compare their loaded trust too: the same keys with other material loaded (other
+/// hashes) differ; a clone is equal.
+#[test]
+fn policies_compare_their_trust() {
+    let load = |h: &str| {
+        let mut p = Policy {
+            trusted_root_hashes: Some([h.to_owned()].into_iter().collect()),
+            ..Policy::default()
+        };
+        p.load_trust().unwrap();
+        p
+    };
+    let a = load(&"ab".repeat(32));
+    assert_eq!(a, a.clone());
+    let b = load(&"cd".repeat(32));
+    assert_ne!(a.trust, b.trust);
+    let mut c = a.clone();
+    c.trust = b.trust.clone();
+    assert_ne!(a, c, "the same keys, other material loaded");
+    assert_ne!(a.trust, Policy::default().trust);
+}
