@@ -177,6 +177,7 @@ fn initdata_carries_the_allowlist_and_the_signers_and_every_file_is_digested() {
         p.trusted_signers = vec!["initdata:verity-signers.pem".into()];
         p.require_signatures = true;
     });
+    assert_eq!(p.trust.signers().len(), 1);
     let d = p.trust.initdata_digest().unwrap();
     assert_eq!(d.source, file);
     assert_eq!(d.algorithm.name(), "sha384");
@@ -547,4 +548,32 @@ fn authorize_says_who_vouched_and_judges_certificates_at_the_time_given() {
             .starts_with("Certificate CN=vouching-signer is not valid at "),
         "{e}"
     );
+}
+
+/// Two policies with the same trust keys (the same file names) but other material in the
+/// files differ: what was loaded, not only where from, is compared.
+#[test]
+fn the_same_trust_keys_over_other_files_make_other_policies() {
+    let dir = openssl::scratch("pipe-compare");
+    let file = write(
+        &dir,
+        "layers.toml",
+        &layers_toml(true, &[("sha256", ROOT_A)]),
+    );
+    let load = || {
+        policy(|p| {
+            p.verified_layers = Some(file.clone().into());
+        })
+    };
+    let a = load();
+    write(
+        &dir,
+        "layers.toml",
+        &layers_toml(true, &[("sha256", &"cd".repeat(32))]),
+    );
+    let b = load();
+    assert_eq!(a.verified_layers, b.verified_layers);
+    assert_ne!(a.trust, b.trust);
+    assert_ne!(a, b);
+    assert_eq!(a, a.clone());
 }
