@@ -388,3 +388,14 @@ fn policies_compare_their_trust() {
     assert_ne!(a, c, "the same keys, other material loaded");
     assert_ne!(a.trust, Policy::default().trust);
 }
+
+/// Bare trusted root hashes name their algorithm by length: 40 digits sha1, 64 sha256, 128
+/// sha512.
+#[test]
+fn bare_trusted_hashes_name_their_algorithm_by_length() {
+    for digits in [40, 64, 128] {
+        let text = format!("trusted_root_hashes = [\"{}\"]", "a".repeat(digits));
+        Policy::from_text(&text, false).unwrap_or_else(|e| panic!("{digits}: {e}"));
+    }
+    assert!(Policy::from_text("trusted_root_hashes = [\"aaaa\"]", false).is_err());
+}

@@ -171,6 +171,27 @@ fn without_userspace_signers_the_kernel_alone_judges_the_signature() {
         "EKEYREJECTED",
     );
     assert_eq!(sys.signed_loads()[0].1, other);
+    // Signatures required with the kernel as the only judge: a signed volume goes to the
+    // kernel (which accepts it here), an unsigned one is refused before.
+    let sys = system();
+    let m = manager(
+        &sys,
+        policy(|p| {
+            p.kernel_signatures = true;
+            p.require_signatures = true;
+        }),
+    );
+    refused_clean(
+        &m,
+        &sys,
+        &request(ROOT_A, None, "b"),
+        ErrorKind::PermissionDenied,
+        "is not signed",
+    );
+    let der = t.der(ROOT_A);
+    m.add_storage(&request(ROOT_A, Some(&b64(&der)), "a"))
+        .unwrap();
+    assert_eq!(sys.signed_loads()[0].1, der);
 }
 
 #[test]
