@@ -166,3 +166,61 @@ fn adds_at_two_mount_points_do_not_wait_for_each_other() {
     );
     assert_eq!(m.list().len(), 2);
 }
+
+/// Every refusal and failure is classed as the code the agent answers with: the request's
+/// fault (`InvalidArgument`) when it names what is not there or cannot be, the guest's
+/// (`Internal`) when the system fails, and nothing is left either way.
+#[test]
+fn failures_are_classed_by_whose_fault_they_are() {
+    use kata_volume::manager::ErrorKind::{Internal, InvalidArgument};
+    let policy = Policy {
+        device_timeout: Duration::from_millis(50),
+        ..Policy::default()
+    };
+    let cases: [(&str, Storage, Option<(Op, i32)>, _); 6] = [
+        (
+            "a malformed PCI path",
+            dmverity(0, "zz/0g"),
+            None,
+            InvalidArgument,
+        ),
+        ("no disk at the address", dmverity(0, "1f"), None, Internal),
+        (
+            "the disk cannot be read",
+            dmverity(0, "05"),
+            Some((Op::Stat, nix::libc::EIO)),
+            Internal,
+        ),
+        (
+            "the mount's device vanished",
+            dmverity(0, "05"),
+            Some((Op::Mount, nix::libc::ENOENT)),
+            InvalidArgument,
+        ),
+        (
+            "the mount fails",
+            dmverity(0, "05"),
+            Some((Op::Mount, nix::libc::EIO)),
+            Internal,
+        ),
+        (
+            "the device node cannot be made",
+            dmverity(0, "05"),
+            Some((Op::MakeNode, nix::libc::EIO)),
+            Internal,
+        ),
+    ];
+    for (what, storage, failure, kind) in cases {
+        let sys = system();
+        let (m, store) = manager(&sys, policy.clone());
+        let before = sys.snapshot();
+        if let Some((op, errno)) = failure {
+            sys.fail_nth(op, 0, errno);
+        }
+        let e = m.add_storage(&storage).unwrap_err();
+        assert_eq!(e.kind(), kind, "{what}: {e}");
+        sys.clear_failures();
+        assert_eq!(sys.snapshot(), before, "{what}: left something");
+        assert!(store.load().unwrap().entries.is_empty(), "{what}");
+    }
+}

@@ -181,3 +181,38 @@ impl ManagerError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::address::AddressError;
+
+    /// A disk that is not where the request says is the request's fault; one that does not
+    /// come, the guest's. (The fake system only ever times out, so the resolver's other
+    /// answers are classed here.)
+    #[test]
+    fn address_errors_are_classed_by_whose_fault_they_are() {
+        let wrong_bus = AddressError::WrongBus {
+            address: "mmio 0x1000".into(),
+            why: "vdb is on PCI".into(),
+        };
+        let no_ccw = AddressError::NoCcwBus {
+            address: "0.0.0005".into(),
+        };
+        let timeout = AddressError::Timeout {
+            address: "pci 02/05".into(),
+            timeout: Duration::from_secs(1),
+            last: "nothing".into(),
+        };
+        for (e, kind) in [
+            (wrong_bus, ErrorKind::InvalidArgument),
+            (no_ccw, ErrorKind::InvalidArgument),
+            (timeout, ErrorKind::Internal),
+        ] {
+            let e = ManagerError::Resolve(ResolveError::Address(e));
+            assert_eq!(e.kind(), kind, "{e}");
+        }
+    }
+}
