@@ -69,3 +69,27 @@ impl StateStore for MemStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_every_save_and_fails_from_the_nth() {
+        let store = MemStore::failing_from(2);
+        assert_eq!(store.saves(), 0);
+        let mut state = State::empty();
+        store.save(&state).unwrap();
+        state.leftover_dirs.push("/run/x".into());
+        store.save(&state).unwrap();
+        assert_eq!(store.saves(), 2);
+        let e = store.save(&State::empty()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(store.saves(), 3, "a failed save is counted too");
+        assert_eq!(store.load().unwrap(), state, "the failed save changed nothing");
+        store.fail_from(0);
+        store.save(&State::empty()).unwrap();
+        assert_eq!(store.load().unwrap(), State::empty());
+    }
+}
