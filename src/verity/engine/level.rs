@@ -67,7 +67,10 @@ pub(super) enum Mode<'w, 's> {
 /// use small chunks and both ways of reading to reach every boundary on small images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Tuning {
-    /// Bytes of child blocks per chunk (rounded to whole parent blocks, at least one).
+    /// Bytes of child blocks per chunk (rounded to whole parent blocks, at least one). By
+    /// default one huge page (2 MiB, a multiple of every parent block's children): a chunk
+    /// of the data is then released whole, and a huge page's mapping is dropped in one
+    /// piece instead of being split first.
     pub chunk: usize,
     /// Map the files, or copy them out with `pread`.
     pub read: Read,
@@ -78,7 +81,7 @@ pub(super) struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Self {
-            chunk: 1 << 20,
+            chunk: 2 << 20,
             read: Read::Map,
             sync_every: 8 << 20,
         }
