@@ -13,7 +13,7 @@ use kata_volume::manager::{
 };
 use kata_volume::policy::Policy;
 use kata_volume::request::CREATE_DIRECTORY;
-use kata_volume::system::{DevNum, FakeSystem, MountFlags, Op, System};
+use kata_volume::system::{FakeSystem, MountFlags, Op, System};
 
 #[path = "common/kata.rs"]
 mod kata;
@@ -424,20 +424,6 @@ fn an_image_the_guest_pulls_is_the_agents_business() {
         kata_volume::manager::ManagerError::Request(kata_volume::request::RequestError::GuestPull)
     ));
     assert_eq!(sys.calls().len(), calls, "the system was touched");
-}
-
-/// The disk at slot 05 with three partitions of 16 MiB.
-fn partitioned(sys: &FakeSystem) {
-    for n in 1..=3u32 {
-        sys.add_block_device(
-            &format!("/dev/vdb{n}"),
-            DevNum {
-                major: 254,
-                minor: 16 + n,
-            },
-            16 << 20,
-        );
-    }
 }
 
 #[test]

@@ -20,20 +20,6 @@ use kata_volume::system::{DevNum, FakeSystem, Op, System};
 mod kata;
 use kata::*;
 
-/// The disk at slot 05 with three partitions of 16 MiB.
-fn partitioned(sys: &FakeSystem) {
-    for n in 1..=3u32 {
-        sys.add_block_device(
-            &format!("/dev/vdb{n}"),
-            DevNum {
-                major: 254,
-                minor: 16 + n,
-            },
-            16 << 20,
-        );
-    }
-}
-
 /// F1: the first layer mounts, the rootfs overlay mount fails: the layer, its dm device and
 /// directories stay, and no entry lets the runtime's RemoveStorage(rootfs) find them.
 #[test]

@@ -40,6 +40,20 @@ pub fn system() -> Arc<FakeSystem> {
     Arc::new(f)
 }
 
+/// Partitions 1..=3 of the disk at slot 05 (`/dev/vdb1`..`/dev/vdb3`), 16 MiB each.
+pub fn partitioned(sys: &FakeSystem) {
+    for n in 1..=3u32 {
+        sys.add_block_device(
+            &format!("/dev/vdb{n}"),
+            DevNum {
+                major: 254,
+                minor: 16 + n,
+            },
+            16 << 20,
+        );
+    }
+}
+
 pub fn manager(sys: &Arc<FakeSystem>, policy: Policy) -> (VolumeManager, Arc<MemStore>) {
     let store = Arc::new(MemStore::default());
     let m = VolumeManager::new(sys.clone(), store.clone(), ManagerOptions { policy })
