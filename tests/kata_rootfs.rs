@@ -10,7 +10,7 @@ use std::path::Path;
 
 use kata_volume::manager::{ErrorKind, Phase, StateStore, Storage, VolumeManager};
 use kata_volume::policy::Policy;
-use kata_volume::system::{FakeSystem, Op};
+use kata_volume::system::{FakeSystem, Op, System};
 
 #[path = "common/kata.rs"]
 mod kata;
@@ -161,4 +161,73 @@ fn a_failed_multi_layer_rebuild_puts_the_old_rootfs_back() {
         }
     }
     assert_eq!(now, saved);
+}
+
+/// A rootfs whose layer cannot be torn down stays recorded as being removed (not listed,
+/// not mistaken for a mounted rootfs), with only the layers still to release; a retry ends
+/// the job.
+#[test]
+fn a_rootfs_whose_layer_release_fails_is_kept_removing_with_what_is_left() {
+    let sys = system();
+    let (m, store) = manager(&sys, Policy::default());
+    let before = sys.snapshot();
+    for (i, slot) in [(1, "05"), (2, "06")] {
+        m.add_storage(&dmverity(i, slot)).unwrap();
+    }
+    m.add_storage(&overlay("c1", &[1, 2])).unwrap();
+    // The layers' removal is asked for: the rootfs holds them (released).
+    for i in [1, 2] {
+        assert!(m.remove_storage(&layer_mp(i)).unwrap());
+    }
+    // The first layer goes, the second's device does not.
+    sys.fail_nth(Op::DmRemove, 1, nix::libc::EIO);
+    m.remove_storage(&rootfs("c1")).unwrap_err();
+    sys.clear_failures();
+    assert!(m.list().is_empty(), "{:?}", m.list());
+    let entries = store.load().unwrap().entries;
+    let o = entries
+        .iter()
+        .find(|e| e.mount_point == Path::new(&rootfs("c1")))
+        .unwrap();
+    assert_eq!(o.phase, Phase::Removing);
+    assert_eq!(o.lowers, [Path::new(&layer_mp(2))]);
+    assert!(m.remove_storage(&rootfs("c1")).unwrap());
+    assert_eq!(sys.snapshot(), before);
+    assert!(store.load().unwrap().entries.is_empty());
+}
+
+/// A directory the overlay's plan expected to make but someone else made first is not
+/// recorded as the rootfs's, and stays when the rootfs goes.
+#[test]
+fn an_overlay_does_not_record_a_directory_someone_else_made_meanwhile() {
+    let sys = system();
+    let (m, store) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    let containers = format!("{VV}/containers");
+    // The first directory the overlay makes is `containers`; each creation waits.
+    sys.delay(Op::MakeDir, std::time::Duration::from_millis(300));
+    std::thread::scope(|scope| {
+        let add = scope.spawn(|| m.add_storage(&overlay("c1", &[1])));
+        // Well after the plan, well before the creation.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        sys.add_dir(&containers);
+        add.join().unwrap().unwrap();
+    });
+    sys.delay(Op::MakeDir, std::time::Duration::ZERO);
+    let entries = store.load().unwrap().entries;
+    let o = entries
+        .iter()
+        .find(|e| e.mount_point == Path::new(&rootfs("c1")))
+        .unwrap();
+    assert!(
+        !o.created_dirs
+            .contains(&Path::new(&containers).to_path_buf()),
+        "{:?}",
+        o.created_dirs
+    );
+    assert!(m.remove_storage(&rootfs("c1")).unwrap());
+    assert!(
+        sys.lstat(Path::new(&containers)).is_ok(),
+        "another's directory removed"
+    );
 }
