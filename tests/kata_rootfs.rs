@@ -231,3 +231,35 @@ fn an_overlay_does_not_record_a_directory_someone_else_made_meanwhile() {
         "another's directory removed"
     );
 }
+
+/// While a rootfs is being built over a layer, the layer's removal waits (the build holds the
+/// layer's lock), then finds it in use: released, still mounted under the rootfs.
+#[test]
+fn a_layer_is_not_removed_while_a_rootfs_is_being_built_over_it() {
+    let sys = system();
+    let (m, store) = manager(&sys, Policy::default());
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    // Every look at the mount table is slow: the build is still planning when the removal
+    // is asked for.
+    sys.delay(Op::Mounts, std::time::Duration::from_millis(200));
+    let (added, removed) = std::thread::scope(|scope| {
+        let add = scope.spawn(|| m.add_storage(&overlay("c1", &[1])));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let removed = m.remove_storage(&layer_mp(1));
+        (add.join().unwrap(), removed)
+    });
+    sys.delay(Op::Mounts, std::time::Duration::ZERO);
+    added.unwrap();
+    assert!(removed.unwrap());
+    assert_eq!(
+        mounts_at(&sys, &layer_mp(1)).len(),
+        1,
+        "the layer was taken down"
+    );
+    assert_eq!(mounts_at(&sys, &rootfs("c1")).len(), 1);
+    let entries = store.load().unwrap().entries;
+    let layer = entries
+        .iter()
+        .find(|e| e.mount_point == Path::new(&layer_mp(1)));
+    assert_eq!(layer.map(|e| e.phase), Some(Phase::Released), "{entries:?}");
+}
