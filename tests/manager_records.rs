@@ -224,3 +224,78 @@ fn failures_are_classed_by_whose_fault_they_are() {
         assert!(store.load().unwrap().entries.is_empty(), "{what}");
     }
 }
+
+/// A restart re-adopts what is still mounted as recorded: a volume without dm-verity (no
+/// device of ours to recognise it by) by its recorded device, whatever its filesystem.
+#[test]
+fn a_restart_adopts_an_unverified_volume_still_mounted() {
+    use kata_volume::manager::{ManagerOptions, MemStore, VolumeManager};
+    use kata_volume::volume::{KataVirtualVolume, Volume, encode_option};
+    let sys = system();
+    let store = Arc::new(MemStore::default());
+    let opts = || ManagerOptions {
+        policy: Policy {
+            allow_unverified: true,
+            ..Policy::default()
+        },
+    };
+    let json = r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#;
+    let wire: KataVirtualVolume = Volume::parse(json).unwrap().to_wire();
+    let s = Storage {
+        source: "/dev/vdb".into(),
+        options: vec![encode_option(&wire)],
+        mount_point: format!("{ROOT}/plain"),
+        ..Storage::default()
+    };
+    let (m, _) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
+    assert_eq!(m.add_storage(&s).unwrap().dm_name, None);
+    drop(m);
+    let (m, report) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
+    assert_eq!((report.adopted, report.dropped), (1, 0), "{report:?}");
+    assert_eq!(mounts_at(&sys, &s.mount_point).len(), 1);
+    assert!(m.add_storage(&s).unwrap().already_present);
+}
+
+/// A rootfs is re-adopted only if an overlay is mounted there on the recorded device: a
+/// mount of another filesystem on that device number (numbers of anonymous devices are
+/// reused) is someone else's, and left alone.
+#[test]
+fn a_restart_does_not_adopt_another_filesystem_on_a_rootfs_device_number() {
+    use kata_volume::manager::{ManagerOptions, MemStore, VolumeManager};
+    use kata_volume::system::MountFlags;
+    let sys = system();
+    let store = Arc::new(MemStore::default());
+    let opts = || ManagerOptions {
+        policy: Policy::default(),
+    };
+    let (m, _) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
+    m.add_storage(&dmverity(1, "05")).unwrap();
+    let rootfs = overlay("c1", &[1]).mount_point;
+    m.add_storage(&overlay("c1", &[1])).unwrap();
+    drop(m);
+    // The overlay went; another filesystem came, on a device number the record then names.
+    sys.unmount(Path::new(&rootfs)).unwrap();
+    sys.mount(
+        Path::new("/dev/vde"),
+        Path::new(&rootfs),
+        "erofs",
+        MountFlags::default(),
+        "",
+    )
+    .unwrap();
+    let dev = mounts_at(&sys, &rootfs)[0].dev;
+    let mut state = store.load().unwrap();
+    for e in &mut state.entries {
+        if e.mount_point == Path::new(&rootfs) {
+            e.mounted_device = Some(dev);
+        }
+    }
+    store.save(&state).unwrap();
+    let (m, report) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
+    assert_eq!(report.adopted, 1, "only the layer: {report:?}");
+    let listed: Vec<_> = m.list().into_iter().map(|v| v.mount_point).collect();
+    assert_eq!(listed, [PathBuf::from(layer_mp(1))]);
+    let at = mounts_at(&sys, &rootfs);
+    assert_eq!(at.len(), 1, "{at:?}");
+    assert_eq!(at[0].fs_type, "erofs", "another's mount taken down");
+}
