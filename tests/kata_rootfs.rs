@@ -261,5 +261,10 @@ fn a_layer_is_not_removed_while_a_rootfs_is_being_built_over_it() {
     let layer = entries
         .iter()
         .find(|e| e.mount_point == Path::new(&layer_mp(1)));
-    assert_eq!(layer.map(|e| e.phase), Some(Phase::Released), "{entries:?}");
+    // Held by the rootfs alone: no claim of its own left.
+    assert_eq!(
+        layer.map(|e| (e.phase, e.holders)),
+        Some((Phase::Released, 0)),
+        "{entries:?}"
+    );
 }

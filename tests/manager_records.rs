@@ -230,7 +230,6 @@ fn failures_are_classed_by_whose_fault_they_are() {
 #[test]
 fn a_restart_adopts_an_unverified_volume_still_mounted() {
     use kata_volume::manager::{ManagerOptions, MemStore, VolumeManager};
-    use kata_volume::volume::{KataVirtualVolume, Volume, encode_option};
     let sys = system();
     let store = Arc::new(MemStore::default());
     let opts = || ManagerOptions {
@@ -239,14 +238,7 @@ fn a_restart_adopts_an_unverified_volume_still_mounted() {
             ..Policy::default()
         },
     };
-    let json = r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#;
-    let wire: KataVirtualVolume = Volume::parse(json).unwrap().to_wire();
-    let s = Storage {
-        source: "/dev/vdb".into(),
-        options: vec![encode_option(&wire)],
-        mount_point: format!("{ROOT}/plain"),
-        ..Storage::default()
-    };
+    let s = unverified(&format!("{ROOT}/plain"));
     let (m, _) = VolumeManager::new(sys.clone(), store.clone(), opts()).unwrap();
     assert_eq!(m.add_storage(&s).unwrap().dm_name, None);
     drop(m);

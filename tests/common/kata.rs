@@ -134,3 +134,17 @@ pub fn multi_layer(n: u8, cid: &str) -> Storage {
         ..Storage::default()
     }
 }
+
+/// A raw block volume without dm-verity on `/dev/vdb` at `mp` (a policy must allow
+/// unverified volumes).
+pub fn unverified(mp: &str) -> Storage {
+    use kata_volume::volume::{KataVirtualVolume, Volume, encode_option};
+    let json = r#"{"volume_type":"image_raw_block","source":"/dev/vdb"}"#;
+    let wire: KataVirtualVolume = Volume::parse(json).unwrap().to_wire();
+    Storage {
+        source: "/dev/vdb".into(),
+        options: vec![encode_option(&wire)],
+        mount_point: mp.into(),
+        ..Storage::default()
+    }
+}
