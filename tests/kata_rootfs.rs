@@ -191,6 +191,14 @@ fn a_rootfs_whose_layer_release_fails_is_kept_removing_with_what_is_left() {
         .unwrap();
     assert_eq!(o.phase, Phase::Removing);
     assert_eq!(o.lowers, [Path::new(&layer_mp(2))]);
+    // Its upper and work are gone: it no longer claims them, another rootfs may use them.
+    assert!(o.writable.is_empty() && o.trees.is_empty(), "{o:?}");
+    m.add_storage(&dmverity(3, "07")).unwrap();
+    let mut c2 = overlay("c1", &[3]);
+    c2.mount_point = rootfs("c2");
+    m.add_storage(&c2).unwrap();
+    assert!(m.remove_storage(&rootfs("c2")).unwrap());
+    assert!(m.remove_storage(&layer_mp(3)).unwrap());
     assert!(m.remove_storage(&rootfs("c1")).unwrap());
     assert_eq!(sys.snapshot(), before);
     assert!(store.load().unwrap().entries.is_empty());

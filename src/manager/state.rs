@@ -261,3 +261,44 @@ pub(super) fn replace(state: &mut State, entry: Entry) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// An entry of each kind, as a file written by an older version (no `holders`).
+    const OLD_FILE: &str = r#"{"version":1,"entries":[
+        {"mount_point":"/run/a","volume_type":"layer_raw_block","source":"/dev/vdb",
+         "key":"kata-volume-x","dm_name":null,"root_hash":null,"mounted_device":null,
+         "created_dirs":[],"phase":"active"},
+        {"mount_point":"/run/c/rootfs","volume_type":"overlay","source":"overlay",
+         "key":"overlay:/run/c/rootfs","dm_name":null,"root_hash":null,"mounted_device":null,
+         "created_dirs":[],"phase":"active","lowers":["/run/a"]}]}"#;
+
+    #[test]
+    fn a_file_without_holders_reads_as_one_claim_each_and_kinds_round_trip() {
+        let state: State = serde_json::from_str(OLD_FILE).unwrap();
+        let kinds: Vec<_> = state.entries.iter().map(|e| (e.kind, e.holders)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (StorageKind::Volume(VolumeType::LayerRawBlock), 1),
+                (StorageKind::Overlay, 1)
+            ]
+        );
+        let again: State = serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(again, state);
+        assert!(serde_json::from_str::<StorageKind>(r#""overlays""#).is_err());
+    }
+
+    #[test]
+    fn a_missing_file_is_an_empty_state_and_an_unreadable_one_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state"));
+        assert_eq!(store.load().unwrap(), State::empty());
+        // The state file's path is a directory: not "no state", an error.
+        fs::create_dir_all(dir.path().join("state").join(STATE_FILE)).unwrap();
+        assert!(store.load().is_err());
+    }
+}
