@@ -87,7 +87,11 @@ mod tests {
         let e = store.save(&State::empty()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::StorageFull);
         assert_eq!(store.saves(), 3, "a failed save is counted too");
-        assert_eq!(store.load().unwrap(), state, "the failed save changed nothing");
+        assert_eq!(
+            store.load().unwrap(),
+            state,
+            "the failed save changed nothing"
+        );
         store.fail_from(0);
         store.save(&State::empty()).unwrap();
         assert_eq!(store.load().unwrap(), State::empty());
