@@ -276,3 +276,38 @@ fn a_layer_is_not_removed_while_a_rootfs_is_being_built_over_it() {
         "{entries:?}"
     );
 }
+
+/// Only a volume that is mounted (active, or released but held by a rootfs) is a layer: one
+/// half torn down (its removal failed), or another container's rootfs, is not a volume
+/// mounted here, and a rootfs over it is refused saying so.
+#[test]
+fn a_half_removed_layer_or_another_rootfs_is_not_a_layer() {
+    let sys = system();
+    let (m, _) = manager(&sys, Policy::default());
+    for (i, slot) in [(1, "05"), (2, "06")] {
+        m.add_storage(&dmverity(i, slot)).unwrap();
+    }
+    m.add_storage(&overlay("c2", &[2])).unwrap();
+    // Layer 1's removal unmounts it, then fails to remove its device.
+    sys.fail_nth(Op::DmRemove, 0, nix::libc::EIO);
+    m.remove_storage(&layer_mp(1)).unwrap_err();
+    sys.clear_failures();
+    let before = sys.snapshot();
+    for (lower, mut s) in [
+        (layer_mp(1), overlay("c1", &[1])),
+        (rootfs("c2"), overlay("c1", &[])),
+    ] {
+        if s.options[0].starts_with("upperdir") {
+            s.options.insert(0, format!("lowerdir={lower}"));
+        }
+        let e = m.add_storage(&s).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{lower}: {e}");
+        let message = e.to_string();
+        assert!(
+            message.starts_with("Lower layer \"")
+                && message.contains("\" is not a volume mounted here: a rootfs is built only"),
+            "{lower}: {message}"
+        );
+        assert_eq!(sys.snapshot(), before, "{lower}");
+    }
+}
