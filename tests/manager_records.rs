@@ -172,12 +172,14 @@ fn adds_at_two_mount_points_do_not_wait_for_each_other() {
 /// (`Internal`) when the system fails, and nothing is left either way.
 #[test]
 fn failures_are_classed_by_whose_fault_they_are() {
-    use kata_volume::manager::ErrorKind::{Internal, InvalidArgument};
+    use kata_volume::manager::ErrorKind::{self, Internal, InvalidArgument};
     let policy = Policy {
         device_timeout: Duration::from_millis(50),
         ..Policy::default()
     };
-    let cases: [(&str, Storage, Option<(Op, i32)>, _); 6] = [
+    /// What is asked, the failure injected (an op and its errno), the kind expected.
+    type Case = (&'static str, Storage, Option<(Op, i32)>, ErrorKind);
+    let cases: [Case; 6] = [
         (
             "a malformed PCI path",
             dmverity(0, "zz/0g"),

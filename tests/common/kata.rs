@@ -1,5 +1,6 @@
 //! Builders for the Storage shapes a Kata runtime sends, over a fake system with four disks
 //! at PCI slots 05..08: shared by the runtime tests and the review findings.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;
