@@ -187,7 +187,7 @@ enum Rounding {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use std::io::Write as _;
 
@@ -223,6 +223,42 @@ mod tests {
         assert!(Map::new(&f, 4999, 2).is_err());
         assert!(Map::new(&f, u64::MAX, 2).is_err());
         assert_eq!(Map::new(&f, 4999, 1).unwrap().bytes(), &[1]);
+    }
+
+    /// Resident bytes of this process's mapping that starts at `addr`.
+    fn resident(addr: usize) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut lines = smaps.lines();
+        while let Some(line) = lines.next() {
+            let start = line.split('-').next().map(|a| usize::from_str_radix(a, 16));
+            if start == Some(Ok(addr)) {
+                let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+                let kb: usize = rss.split_whitespace().nth(1).unwrap().parse().unwrap();
+                return kb * 1024;
+            }
+        }
+        panic!("no mapping at {addr:#x}");
+    }
+
+    /// What keeps memory flat: the pages a chunk was hashed from leave the process when it
+    /// is released (they stay in the page cache).
+    #[test]
+    fn released_pages_leave_the_process() {
+        let len = 64 * 4096;
+        let f = file(&vec![7u8; len]);
+        let map = Map::new(&f, 0, len).unwrap();
+        let base = map.base.as_ptr() as usize;
+        map.populate(0..len).unwrap();
+        // Read, so the pages are mapped on any kernel (populating needs 5.14).
+        assert_eq!(
+            map.bytes().iter().map(|&b| usize::from(b)).sum::<usize>(),
+            7 * len
+        );
+        assert_eq!(resident(base), len);
+        map.release(0..len / 2);
+        assert_eq!(resident(base), len / 2);
+        map.release(0..len);
+        assert_eq!(resident(base), 0);
     }
 
     #[test]
